@@ -1,0 +1,5 @@
+"""``python -m brevitas`` runs the CLI."""
+
+from brevitas.cli import main
+
+raise SystemExit(main())
