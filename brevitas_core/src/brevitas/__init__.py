@@ -24,7 +24,7 @@ __version__ = "0.3.0"
 
 def __getattr__(name: str) -> Any:
     if name == "describe":
-        from brevitas.describe import describe
+        from brevitas.quantizer_info import describe
 
         return describe
     raise AttributeError(f"module 'brevitas' has no attribute {name!r}")

@@ -89,7 +89,7 @@ def _import_dotted(dotted: str) -> Any:
 
 
 def _cmd_describe(args: argparse.Namespace) -> int:
-    from brevitas.describe import describe
+    from brevitas.quantizer_info import describe
 
     try:
         quant = _import_dotted(args.name)
