@@ -18,6 +18,8 @@ _MODULES = (
     "brevitas_plugins.core.scaling",
     "brevitas_plugins.core.zero_point",
     "brevitas_plugins.core.quant",
+    "brevitas_plugins.core.bias",
+    "brevitas_plugins.core.solver_parts",
 )
 
 
