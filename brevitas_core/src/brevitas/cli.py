@@ -55,16 +55,21 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         return 0
     rows = []
     for p in infos:
-        kinds: dict[str, list[str]] = {}
-        for kind, name in p.registered:
-            kinds.setdefault(kind, []).append(name)
-        what = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(kinds.items())) or "-"
         status = p.status if not p.error else f"{p.status}: {p.error}"
-        rows.append([p.name, p.distribution, p.version, status, what])
+        rows.append([p.name, p.distribution, p.version, status, len(p.registered)])
     if not rows:
         print("No brevitas plugins are installed (entry-point group 'brevitas').")
         return 0
-    print(render_table(["plugin", "distribution", "version", "status", "registered"], rows))
+    print(render_table(["plugin", "distribution", "version", "status", "names"], rows))
+    for p in infos:
+        if not p.registered:
+            continue
+        kinds: dict[str, list[str]] = {}
+        for kind, name in p.registered:
+            kinds.setdefault(kind, []).append(name)
+        print(f"\n{p.name} registered:")
+        for kind, names in sorted(kinds.items()):
+            print(f"  {kind:<15} {', '.join(names)}")
     failed = pm.failed()
     if failed:
         print(f"\n{len(failed)} plugin(s) failed; the others work. Set BREVITAS_VERBOSE=1 for tracebacks.")

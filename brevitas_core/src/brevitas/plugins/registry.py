@@ -44,6 +44,11 @@ KINDS: dict[str, str] = {
     "float_to_int": "rounding with its straight-through estimator (FloatToIntImplType)",
     "tensor_quant": "quantizer returning (value, scale, zero_point, bit_width) (QuantType)",
     "exporter": "export backend (brevitas.export)",
+    # collaborators no enum names, found by the solver (docs/engine.md)
+    "int_quant": "integer fake-quantization block wrapped by a tensor quantizer",
+    "int_scaling": "divisor of the threshold for a bit-width (e.g. 2**(b-1)-1)",
+    "tensor_clamp": "clamp to the integer range, with its gradient rule",
+    "stats_view": "how a tensor is viewed before statistics (per tensor, per channel)",
 }
 
 #: Roles a component can be solved for; see :class:`ByRole`.
