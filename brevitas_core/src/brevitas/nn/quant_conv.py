@@ -1,0 +1,183 @@
+"""Quantized convolutions: :class:`QuantConv1d`, :class:`QuantConv2d`, :class:`QuantConv3d`.
+
+Each is its ``torch.nn`` convolution plus weight, bias, input and output
+quantizers. By default only the weight is quantized
+(``Int8WeightPerTensorFloat``); with every quantizer ``None`` the layer
+computes exactly what the ``torch.nn`` one does.
+
+Example:
+    >>> import torch
+    >>> from brevitas.nn import QuantConv2d
+    >>> conv = QuantConv2d(3, 8, 3, weight_bit_width=4, weight_scaling_per_output_channel=True)
+    >>> conv(torch.randn(1, 3, 8, 8)).shape
+    torch.Size([1, 8, 6, 6])
+    >>> tuple(conv.quant_weight_scale().shape)
+    (8, 1, 1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor, nn
+
+from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
+from brevitas.quant.scaled_int import Int8WeightPerTensorFloat
+
+__all__ = ["QuantConv1d", "QuantConv2d", "QuantConv3d"]
+
+
+class _QuantConvNd(QuantWeightBiasInputOutputLayer):
+    """What the quantized convolutions share (weight layout ``(C_out, C_in / groups, *kernel)``)."""
+
+    in_channels: int
+    out_channels: int
+    groups: int
+    kernel_size: tuple[int, ...]
+
+    def inner_forward_impl(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return self._conv_forward(x, weight, bias)  # type: ignore[attr-defined]
+
+    @property
+    def reduction_size(self) -> int:
+        """``in_channels / groups * prod(kernel_size)`` products per output element."""
+        return (self.in_channels // self.groups) * math.prod(self.kernel_size)
+
+    def _output_channel_shape(self, ndim: int) -> tuple[int, ...]:
+        spatial = len(self.kernel_size)
+        if ndim == spatial + 1:  # unbatched input
+            return (self.out_channels,) + (1,) * spatial
+        return (1, self.out_channels) + (1,) * spatial
+
+    def _weight_int_sums(self, int_weight: Tensor) -> Tensor:
+        return int_weight.reshape(int_weight.shape[0], -1).sum(1)
+
+
+def _conv_init(
+    layer: _QuantConvNd,
+    base: type[nn.Module],
+    args: tuple[Any, ...],
+    weight_quant: Any,
+    bias_quant: Any,
+    input_quant: Any,
+    output_quant: Any,
+    return_quant_tensor: bool,
+    kwargs: dict[str, Any],
+    device: Any,
+    dtype: Any,
+) -> None:
+    base.__init__(layer, *args, device=device, dtype=dtype)
+    layer._init_wbiol(weight_quant, bias_quant, input_quant, output_quant, return_quant_tensor, kwargs)
+
+
+class QuantConv1d(_QuantConvNd, nn.Conv1d):
+    """``torch.nn.Conv1d`` with quantizers (see :mod:`brevitas.nn.quant_layer` for the keywords).
+
+    Example:
+        >>> import torch
+        >>> QuantConv1d(2, 4, 3)(torch.randn(1, 2, 10)).shape
+        torch.Size([1, 4, 8])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] | str = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        weight_quant: Any = Int8WeightPerTensorFloat,
+        bias_quant: Any = None,
+        input_quant: Any = None,
+        output_quant: Any = None,
+        return_quant_tensor: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
+        _conv_init(
+            self, nn.Conv1d, args, weight_quant, bias_quant, input_quant, output_quant,
+            return_quant_tensor, kwargs, device, dtype,
+        )  # fmt: skip
+
+
+class QuantConv2d(_QuantConvNd, nn.Conv2d):
+    """``torch.nn.Conv2d`` with quantizers (see :mod:`brevitas.nn.quant_layer` for the keywords).
+
+    Example:
+        >>> import torch
+        >>> from brevitas.quant.scaled_int import Int8ActPerTensorFloat, Int8Bias
+        >>> conv = QuantConv2d(3, 4, 3, bias_quant=Int8Bias, input_quant=Int8ActPerTensorFloat,
+        ...                    output_quant=Int8ActPerTensorFloat, return_quant_tensor=True)
+        >>> out = conv(torch.randn(1, 3, 5, 5))
+        >>> int(out.bit_width)
+        8
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] | str = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        weight_quant: Any = Int8WeightPerTensorFloat,
+        bias_quant: Any = None,
+        input_quant: Any = None,
+        output_quant: Any = None,
+        return_quant_tensor: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
+        _conv_init(
+            self, nn.Conv2d, args, weight_quant, bias_quant, input_quant, output_quant,
+            return_quant_tensor, kwargs, device, dtype,
+        )  # fmt: skip
+
+
+class QuantConv3d(_QuantConvNd, nn.Conv3d):
+    """``torch.nn.Conv3d`` with quantizers (see :mod:`brevitas.nn.quant_layer` for the keywords).
+
+    Example:
+        >>> import torch
+        >>> QuantConv3d(2, 4, 3)(torch.randn(1, 2, 4, 4, 4)).shape
+        torch.Size([1, 4, 2, 2, 2])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int, int],
+        stride: int | tuple[int, int, int] = 1,
+        padding: int | tuple[int, int, int] | str = 0,
+        dilation: int | tuple[int, int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        weight_quant: Any = Int8WeightPerTensorFloat,
+        bias_quant: Any = None,
+        input_quant: Any = None,
+        output_quant: Any = None,
+        return_quant_tensor: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
+        _conv_init(
+            self, nn.Conv3d, args, weight_quant, bias_quant, input_quant, output_quant,
+            return_quant_tensor, kwargs, device, dtype,
+        )  # fmt: skip
