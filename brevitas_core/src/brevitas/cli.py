@@ -107,6 +107,26 @@ def _cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from brevitas.demo import DemoOptions, run_demo
+
+    opts = DemoOptions(
+        weight_bit_width=args.weight_bit_width,
+        act_bit_width=args.act_bit_width,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        seed=args.seed,
+        exporters=args.exporters.split(",") if args.exporters else None,
+        output=Path(args.output),
+        progress=not args.no_progress,
+    )
+    summary = run_demo(opts)
+    failed = [d for d in summary["deployments"] if d["status"] == "error"]
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``brevitas`` command."""
     parser = argparse.ArgumentParser(prog="brevitas", description="Brevitas: quantization-aware training for PyTorch.")
@@ -120,6 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="dotted name, e.g. brevitas.quant.scaled_int.Int8WeightPerTensorFloat")
     d.add_argument("--json", action="store_true", help="machine-readable output")
     d.set_defaults(func=_cmd_describe)
+
+    m = sub.add_parser("demo", help="QAT of a LeNet on digits, then export to every installed backend")
+    m.add_argument("--weight-bit-width", type=int, default=4)
+    m.add_argument("--act-bit-width", type=int, default=8)
+    m.add_argument("--epochs", type=int, default=12, help="training epochs of the float and quantized models")
+    m.add_argument("--fine-tune-epochs", type=int, default=4, help="epochs for configurations made for a target")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--exporters", default="", help="comma-separated exporter names (default: every installed)")
+    m.add_argument("--output", default="brevitas-demo", help="folder for the artifacts and summary.json")
+    m.add_argument("--no-progress", action="store_true", help="no progress bars")
+    m.set_defaults(func=_cmd_demo)
     return parser
 
 
