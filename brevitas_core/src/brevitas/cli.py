@@ -6,6 +6,10 @@ Subcommands:
   version, status and what it registered.
 - ``brevitas describe DOTTED.NAME [--json]``: every option of a quantizer, who
   set it and what it solves to.
+- ``brevitas export MODULE:CALLABLE --exporter NAME --input-shape 1,3,32,32
+  [--checkpoint FILE] [--output PATH]`` and ``brevitas check ...``: export a
+  model, or list every problem exporting it would meet
+  (:mod:`brevitas.export.commands`).
 
 Each subcommand lives in a small function; new ones are added to
 :func:`build_parser`.
@@ -147,10 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--epochs", type=int, default=12, help="training epochs of the float and quantized models")
     m.add_argument("--fine-tune-epochs", type=int, default=4, help="epochs for configurations made for a target")
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--exporters", default="", help="comma-separated exporter names (default: every installed)")
+    m.add_argument(
+        "--exporters", default="", help="comma-separated exporter names (default: every installed; 'none': no export)"
+    )
     m.add_argument("--output", default="brevitas-demo", help="folder for the artifacts and summary.json")
     m.add_argument("--no-progress", action="store_true", help="no progress bars")
     m.set_defaults(func=_cmd_demo)
+
+    from brevitas.export.commands import add_export_commands
+
+    add_export_commands(sub)
     return parser
 
 

@@ -56,6 +56,9 @@ class DemoOptions:
     exporters: list[str] | None = None  # None: every installed exporter
     output: Path = field(default_factory=lambda: Path("brevitas-demo"))
     progress: bool = True
+    #: activation scales: statistics for this many steps, then learned (the
+    #: demo trains a few hundred steps, shorter than the quantizers' default)
+    collect_stats_steps: int = 30
 
 
 def _seed(seed: int) -> None:
@@ -182,7 +185,11 @@ def run_demo(options: DemoOptions | None = None, echo: Callable[[str], None] = p
     float_acc = accuracy(float_model, split.x_test, split.y_test)
 
     _seed(opts.seed)
-    quant_model = build_quant_lenet(weight_bit_width=opts.weight_bit_width, act_bit_width=opts.act_bit_width)
+    quant_model = build_quant_lenet(
+        weight_bit_width=opts.weight_bit_width,
+        act_bit_width=opts.act_bit_width,
+        collect_stats_steps=opts.collect_stats_steps,
+    )
     train(
         quant_model, split.x_train, split.y_train, desc=f"QAT {opts.weight_bit_width}/{opts.act_bit_width}", **train_kw
     )
@@ -202,7 +209,7 @@ def run_demo(options: DemoOptions | None = None, echo: Callable[[str], None] = p
 
     def make_config(config: str) -> nn.Module:
         _seed(opts.seed)
-        model = build_quant_lenet(config)
+        model = build_quant_lenet(config, collect_stats_steps=opts.collect_stats_steps)
         load_float_state_dict(model, float_model.state_dict())
         train(
             model,
@@ -214,7 +221,7 @@ def run_demo(options: DemoOptions | None = None, echo: Callable[[str], None] = p
         return model
 
     installed = sorted(bx.exporters())
-    wanted = installed if opts.exporters is None else [e.lower() for e in opts.exporters]
+    wanted = installed if opts.exporters is None else [e.lower() for e in opts.exporters if e.lower() != "none"]
     echo(f"\nexporters installed: {', '.join(installed) or 'none'}")
     models: dict[str, nn.Module] = {"default": quant_model}
     deployments = []

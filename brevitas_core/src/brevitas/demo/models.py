@@ -55,12 +55,16 @@ class QuantLeNet(nn.Module):
     """The documented QuantLeNet on 1x8x8 inputs.
 
     Args:
-        weight_bit_width: bit-width of every weight.
-        act_bit_width: bit-width of the input and of every ReLU.
+        weight_bit_width: bit-width of every weight (1: binary, sign times a scale).
+        act_bit_width: bit-width of the input and of every ReLU (1: the ReLUs
+            become binary sign activations, and the input stays 8-bit).
         weight_quant / act_quant / input_quant / bias_quant: quantizers to use
             instead of the defaults (``None`` keeps the layer's default).
         layer_kwargs: extra keywords for the conv / linear layers
             (e.g. ``weight_scaling_per_output_channel=True``).
+        collect_stats_steps: training steps during which activation scales
+            come from statistics before they are learned (quantizer default
+            when ``None``).
     """
 
     def __init__(
@@ -72,10 +76,16 @@ class QuantLeNet(nn.Module):
         act_quant: Any = None,
         input_quant: Any = None,
         bias_quant: Any = None,
+        collect_stats_steps: int | None = None,
         **layer_kwargs: Any,
     ) -> None:
         super().__init__()
         wkw: dict[str, Any] = {"weight_bit_width": weight_bit_width, **layer_kwargs}
+        if weight_quant is None and weight_bit_width == 1:  # binary weights: sign times a constant scale
+            from brevitas.quant.binary import SignedBinaryWeightPerTensorConst
+
+            weight_quant = SignedBinaryWeightPerTensorConst
+            del wkw["weight_bit_width"]
         if weight_quant is not None:
             wkw["weight_quant"] = weight_quant
         if bias_quant is not None:
@@ -86,15 +96,27 @@ class QuantLeNet(nn.Module):
         ikw: dict[str, Any] = {"bit_width": act_bit_width}
         if input_quant is not None:
             ikw["act_quant"] = input_quant
+        if collect_stats_steps is not None:
+            akw["collect_stats_steps"] = ikw["collect_stats_steps"] = collect_stats_steps
+        if act_bit_width == 1:  # binary activations: a sign (+-1), as in binarized networks
+            from brevitas.quant.binary import SignedBinaryActPerTensorConst
+
+            akw = {"act_quant": act_quant or SignedBinaryActPerTensorConst}
+            act_layer: Any = QuantIdentity
+            ikw = {"bit_width": 8} if input_quant is None else {"act_quant": input_quant}
+            if collect_stats_steps is not None:
+                ikw["collect_stats_steps"] = collect_stats_steps
+        else:
+            act_layer = QuantReLU
         self.quant_inp = QuantIdentity(return_quant_tensor=True, **ikw)
         self.conv1 = QuantConv2d(1, 16, 3, padding=1, **wkw)
-        self.relu1 = QuantReLU(return_quant_tensor=True, **akw)
+        self.relu1 = act_layer(return_quant_tensor=True, **akw)
         self.conv2 = QuantConv2d(16, 32, 3, padding=1, **wkw)
-        self.relu2 = QuantReLU(return_quant_tensor=True, **akw)
+        self.relu2 = act_layer(return_quant_tensor=True, **akw)
         self.fc1 = QuantLinear(32 * 2 * 2, 120, bias=True, **wkw)
-        self.relu3 = QuantReLU(return_quant_tensor=True, **akw)
+        self.relu3 = act_layer(return_quant_tensor=True, **akw)
         self.fc2 = QuantLinear(120, 84, bias=True, **wkw)
-        self.relu4 = QuantReLU(return_quant_tensor=True, **akw)
+        self.relu4 = act_layer(return_quant_tensor=True, **akw)
         self.fc3 = QuantLinear(84, num_classes, bias=False, **wkw)
 
     def forward(self, x: Tensor) -> Tensor:
