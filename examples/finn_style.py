@@ -119,7 +119,7 @@ def main() -> None:
                 print(f"  - {p}")
             continue
         path = args.output / f"{args.net}_w{wbits}a{abits}_{name}.onnx"
-        brevitas.export.export(model, data.x_test[:1], exporter=name, path=path)
+        brevitas.export.export(model, data.x_test[:1], exporter=name, path=path, dynamic_batch=True)
         out = brevitas.export.get_exporter(name).run(str(path), data.x_test[:64])[0]
         diff = (torch.as_tensor(out) - logits[:64]).abs().max().item()
         print(f"{name}: exported {path}; qonnx executor vs PyTorch max |diff| {diff:.2e}")

@@ -607,7 +607,7 @@ def _ddp_worker(rank: int, world_size: int, init_file: str, results: str) -> Non
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="file:// init of gloo")
-def test_statistics_are_averaged_across_ranks(tmp_path) -> None:
+def test_statistics_are_reduced_across_ranks(tmp_path) -> None:
     import torch.distributed as dist
     import torch.multiprocessing as mp
 
@@ -618,8 +618,8 @@ def test_statistics_are_averaged_across_ranks(tmp_path) -> None:
     init_file = tempfile.mktemp(dir=tmp_path)
     mp.spawn(_ddp_worker, args=(2, init_file, str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"{r}.pt") for r in (0, 1))
-    # step 1: mean(1, 2) = 1.5; step 2: mean(2, 4) = 3; plain average 2.25, identical on both ranks
-    assert float(r0["value"]) == pytest.approx(2.25) and float(r1["value"]) == pytest.approx(2.25)
+    # the max of the global batch: step 1: max(1, 2) = 2; step 2: max(2, 4) = 4; plain average 3, on both ranks
+    assert float(r0["value"]) == pytest.approx(3.0) and float(r1["value"]) == pytest.approx(3.0)
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ __all__ = [
     "QuantTensorError",
     "RegistryError",
     "UnknownNameError",
+    "add_context",
 ]
 
 
@@ -71,3 +72,23 @@ class ExportError(BrevitasError):
 
 class CheckpointError(BrevitasError, RuntimeError):
     """A checkpoint cannot be loaded into a model."""
+
+
+def add_context(exc: BaseException, context: str) -> None:
+    """Put ``context`` in front of ``exc``'s message, in place, keeping its type and traceback.
+
+    For exceptions whose message is not their single string argument, the
+    context becomes a note (shown in the traceback). Used on error paths to
+    say where an error raised by third-party code came from.
+
+    Example:
+        >>> err = ValueError("bad value")
+        >>> add_context(err, "in weight_quant of QuantConv2d 'conv1'")
+        >>> str(err)
+        "in weight_quant of QuantConv2d 'conv1': bad value"
+    """
+    before = str(exc)
+    if len(exc.args) == 1 and isinstance(exc.args[0], str):
+        exc.args = (f"{context}: {exc.args[0]}",)
+    if str(exc) == before:
+        exc.add_note(context)

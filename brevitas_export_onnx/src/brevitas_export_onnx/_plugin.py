@@ -1,4 +1,4 @@
-"""Entry point of the onnx exporter plugin."""
+"""Entry point of the onnx exporter plugin: registers ``onnx-qcdq`` and ``onnx-qop``."""
 
 from __future__ import annotations
 
@@ -10,4 +10,9 @@ __all__ = ["brevitas_register"]
 
 @hookimpl
 def brevitas_register(registry: Registry) -> None:
-    """Register this distribution's exporters (added as they are built)."""
+    """Register the standard ONNX exporters (imported lazily: onnx loads only when one is used)."""
+    from brevitas_export_onnx.qcdq import QCDQExporter
+    from brevitas_export_onnx.qop import QOpExporter
+
+    registry.add("exporter", "onnx-qcdq", QCDQExporter, description=QCDQExporter.description)
+    registry.add("exporter", "onnx-qop", QOpExporter, description=QOpExporter.description)

@@ -20,6 +20,7 @@ _MODULES = (
     "brevitas_plugins.core.quant",
     "brevitas_plugins.core.bias",
     "brevitas_plugins.core.solver_parts",
+    "brevitas_plugins.export.torch_quantized",
 )
 
 

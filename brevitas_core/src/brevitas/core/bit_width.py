@@ -58,3 +58,11 @@ class BitWidthConst(BitWidthImpl):
 
     def forward(self) -> Tensor:
         return self.bit_width
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object) -> None:  # type: ignore[override]
+        # a checkpoint may carry another constant bit-width (it wins, as any buffer does); refuse one no
+        # quantizer can use before it is copied in, rather than quantize with it
+        loaded = state_dict.get(prefix + "bit_width")
+        if isinstance(loaded, Tensor):
+            validate_bit_width(loaded, name=f"{prefix}bit_width (loaded)")
+        super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]

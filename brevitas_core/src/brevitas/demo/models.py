@@ -144,6 +144,8 @@ def _fixed_point_kwargs() -> dict[str, Any]:
     )
 
     return {
+        # the DPU takes every layer's output as an 8-bit fixed-point tensor
+        "output_quant": Int8ActPerTensorFixedPoint,
         "weight_quant": Int8WeightPerTensorFixedPoint,
         "act_quant": Uint8ActPerTensorFixedPoint,
         "input_quant": Int8ActPerTensorFixedPoint,

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from brevitas.errors import ExportError
+from brevitas.errors import BrevitasError, ExportError, add_context
 from brevitas.export.base import ExportCheckError, Exporter, Problem
 
 __all__ = ["ExportCheckError", "Exporter", "Problem", "check", "export", "exporters", "get_exporter"]
@@ -82,7 +82,11 @@ def check(model: nn.Module, args: Any, exporter: str = "qonnx", **options: Any) 
     """
     backend = get_exporter(exporter)
     with eval_mode(model):
-        return list(backend.check(model, _normalize_args(args), **options))
+        try:
+            return list(backend.check(model, _normalize_args(args), **options))
+        except Exception as exc:
+            _blame(exc, backend, exporter)
+            raise
 
 
 def export(
@@ -111,13 +115,34 @@ def export(
     backend = get_exporter(exporter)
     args = _normalize_args(args)
     with eval_mode(model):
-        problems = list(backend.check(model, args, **options))
+        try:
+            problems = list(backend.check(model, args, **options))
+        except Exception as exc:
+            _blame(exc, backend, exporter)
+            raise
         if problems:
             raise ExportCheckError(backend.name or exporter, problems)
-        artifact = backend.export(model, args, **options)
+        try:
+            artifact = backend.export(model, args, **options)
+        except Exception as exc:
+            _blame(exc, backend, exporter)
+            raise
     if path is not None:
         write_atomically(backend, artifact, Path(path))
     return artifact
+
+
+def _blame(exc: BaseException, backend: Exporter, exporter: str) -> None:
+    """Error path: an exporter crashed (not a deliberate Brevitas error); say which plugin provided it."""
+    if isinstance(exc, BrevitasError):
+        return
+    try:
+        from brevitas.plugins import provider_of
+
+        provider = provider_of(backend) or f"exporter {exporter!r}"
+    except Exception:  # never hide the real error behind a failure to describe it
+        provider = f"exporter {exporter!r}"
+    add_context(exc, f"raised inside {provider}")
 
 
 def write_atomically(backend: Exporter, artifact: Any, path: Path) -> None:

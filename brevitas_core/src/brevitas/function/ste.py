@@ -31,6 +31,8 @@ Example:
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -92,11 +94,8 @@ def make_ste(fn: Callable[[Tensor], Tensor], name: str) -> Callable[[Tensor], Te
     if not isinstance(name, str) or not name.isidentifier():
         raise ConfigError(f"make_ste needs a Python identifier as name (e.g. 'MyRoundSte'), got {name!r}")
 
-    def forward(x: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor) -> Tensor:
         return fn(x)
-
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        pass
 
     def backward(ctx: Any, grad_output: Tensor) -> Tensor:
         return grad_output
@@ -110,9 +109,7 @@ def make_ste(fn: Callable[[Tensor], Tensor], name: str) -> Callable[[Tensor], Te
             "__qualname__": name,
             "__doc__": f"Straight-through estimator: forward {fn_name}(x), backward identity.",
             "forward": staticmethod(forward),
-            "setup_context": staticmethod(setup_context),
             "backward": staticmethod(backward),
-            "generate_vmap_rule": True,
         },
     )
 
@@ -169,17 +166,11 @@ ternary_sign_ste = make_ste(torch.sign, "TernarySignSteFn")
 class TensorClampSteFn(torch.autograd.Function):
     """Clamp to tensor bounds in forward; identity gradient to ``x``, none to the bounds."""
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(x: Tensor, min_val: Tensor, max_val: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor, min_val: Tensor, max_val: Tensor) -> Tensor:
+        ctx.x_shape = x.shape
         y = torch.where(x > max_val, max_val, x)
         return torch.where(y < min_val, min_val, y)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        x = inputs[0]
-        ctx.x_shape = x.shape
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
@@ -190,15 +181,9 @@ class TensorClampSteFn(torch.autograd.Function):
 class ScalarClampSteFn(torch.autograd.Function):
     """Clamp to Python-number bounds in forward; identity gradient."""
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(x: Tensor, min_val: float | None, max_val: float | None) -> Tensor:
+    def forward(ctx: Any, x: Tensor, min_val: float | None, max_val: float | None) -> Tensor:
         return torch.clamp(x, min=min_val, max=max_val)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        pass
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None, None]:
@@ -253,15 +238,10 @@ def scalar_clamp_min_ste(x: Tensor, min_val: float) -> Tensor:
 class AbsBinarySignGradFn(torch.autograd.Function):
     """``abs(x)`` whose gradient is ``sign(x)`` with ``sign(0) = +1``."""
 
-    generate_vmap_rule = True
-
     @staticmethod
-    def forward(x: Tensor) -> Tensor:
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.save_for_backward(x)
         return torch.abs(x)
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tensor:
@@ -289,6 +269,101 @@ def abs_binary_sign_grad(x: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------
 
 
+def _clamp(q: Tensor, qmin: Tensor, qmax: Tensor, *, inplace: bool) -> Tensor:
+    """``min(max(q, qmin), qmax)`` as :func:`brevitas.function.ops.tensor_clamp` orders it (upper bound first).
+
+    One-sided clamps with tensor bounds are fast on every backend; in place
+    when the bounds cannot grow ``q``'s shape.
+    """
+    if inplace and _expands_into(q, qmin, qmax):
+        return q.clamp_max_(qmax).clamp_min_(qmin)
+    out = torch.clamp_max(q, qmax)
+    return out.clamp_min_(qmin) if _expands_into(out, qmin) else torch.clamp_min(out, qmin)
+
+
+def _expands_into(x: Tensor, *others: Tensor | None) -> bool:
+    """Whether each of ``others`` (``None`` skipped) broadcasts to ``x``'s shape without growing it."""
+    for t in others:
+        if t is None or t.dim() == 0:
+            continue
+        if t.dim() > x.dim():
+            return False
+        for a, b in zip(reversed(t.shape), reversed(x.shape)):
+            if a != 1 and a != b:
+                return False
+    return True
+
+
+def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
+    return t if t.shape == shape else t.sum_to_size(shape)
+
+
+def _sum_product_to(a: Tensor, b: Tensor, shape: torch.Size) -> Tensor:
+    """``(a * b).sum_to_size(shape)``; a single dot product when ``shape`` holds one element."""
+    if math.prod(shape) == 1 and a.shape == b.shape and a.dtype == b.dtype:
+        return torch.dot(a.reshape(-1), b.reshape(-1)).reshape(shape)
+    return _sum_to(a * b, shape)
+
+
+class _Scratch(threading.local):
+    """Reusable CPU buffers for the temporaries of :class:`FakeQuantSteFn` (one set per thread).
+
+    A temporary the size of an activation, allocated and freed at every call,
+    costs more than the arithmetic on it on CPU: the C allocator returns the
+    memory to the system and the next call touches fresh pages (one page fault
+    per 4 KiB). Reusing a few buffers removes that. GPU allocators cache
+    already; compiled code plans its own buffers; so this is for eager CPU
+    calls only, on tensors between :data:`_SCRATCH_MIN_NUMEL` and
+    :data:`_SCRATCH_MAX_NUMEL` elements (at most three buffers of the largest
+    size seen are kept per thread).
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[int, torch.dtype], Tensor] = {}
+
+    def take(self, slot: int, shape: torch.Size, dtype: torch.dtype) -> Tensor:
+        numel = math.prod(shape)
+        buf = self.buffers.get((slot, dtype))
+        if buf is None or buf.numel() < numel:
+            buf = torch.empty(numel, dtype=dtype)
+            self.buffers[(slot, dtype)] = buf
+        return buf[:numel].view(shape)
+
+
+_SCRATCH = _Scratch()
+#: temporaries from this many elements on come from :class:`_Scratch` (smaller ones are cheap to allocate)
+_SCRATCH_MIN_NUMEL = 1 << 15
+#: and up to this many (4M elements: 16 MiB in float32 per buffer)
+_SCRATCH_MAX_NUMEL = 1 << 22
+
+
+def _use_scratch(x: Tensor, *others: Tensor | None) -> bool:
+    return (
+        not torch.compiler.is_compiling()
+        and _SCRATCH_MIN_NUMEL <= x.numel() <= _SCRATCH_MAX_NUMEL
+        and x.device.type == "cpu"
+        and x.layout == torch.strided
+        and _expands_into(x, *others)
+    )
+
+
+def _fake_quant_values(x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor) -> Tensor:
+    """The forward values, no gradient: one new buffer, worked in place."""
+    q = torch.div(x, scale)
+    if zero_point is not None:
+        q = q.add_(zero_point) if _expands_into(q, zero_point) else q + zero_point
+    q = _clamp(q.round_(), qmin, qmax, inplace=True)
+    if zero_point is not None:
+        q = q.sub_(zero_point)
+    return q.mul_(scale)
+
+
+def _finite_(t: Tensor) -> Tensor:
+    """Bound ``t`` in place to the finite range of its dtype (``inf * 0`` would be NaN; NaN stays NaN)."""
+    big = torch.finfo(t.dtype).max
+    return t.clamp_(-big, big)
+
+
 class FakeQuantSteFn(torch.autograd.Function):
     """``(clamp(round(x / s + z), qmin, qmax) - z) * s`` with a straight-through round.
 
@@ -303,48 +378,134 @@ class FakeQuantSteFn(torch.autograd.Function):
     - ``dy/dqmin = s`` below, ``dy/dqmax = s`` above, ``0`` elsewhere.
 
     Each gradient is summed down to the shape of its input (per-channel scales
-    get per-channel gradients).
+    get per-channel gradients). ``zero_point`` may be ``None`` (zero: nothing
+    is added or subtracted). An infinite ``x`` is outside the range: it
+    saturates, and its gradients are those of "outside" (no NaN).
+
+    Cost, by tensor size:
+
+    - tensors of at least :data:`_SCRATCH_MIN_NUMEL` elements (activations)
+      keep one byte per element for backward (``-1`` below the range, ``0``
+      inside, ``+1`` above): the gradient to ``x`` is one multiply by that
+      mask, and the gradients to the scale and the zero-point recompute
+      ``x / s`` from the saved input rather than keeping the output alive (a
+      caller may still modify the output in place, ``out += identity``).
+      Eager CPU calls take their temporaries from a small per-thread pool
+      (:class:`_Scratch`);
+    - smaller tensors (weights, small activations) are dominated by the
+      per-operation overhead, so the forward also computes the mask and the
+      per-element scale derivative and the backward is two products.
     """
 
     @staticmethod
-    def forward(x: Tensor, scale: Tensor, zero_point: Tensor, qmin: Tensor, qmax: Tensor) -> Tensor:
-        return (torch.clamp(torch.round(x / scale + zero_point), qmin, qmax) - zero_point) * scale
+    def forward(
+        ctx: Any, x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor
+    ) -> Tensor:
+        needs = ctx.needs_input_grad
+        ctx.x_shape = x.shape
+        ctx.small = x.numel() < _SCRATCH_MIN_NUMEL
+        if not any(needs):
+            ctx.save_for_backward(None, None, None, None, None, None, None)
+            return _fake_quant_values(x, scale, zero_point, qmin, qmax)
+        if ctx.small:
+            return FakeQuantSteFn._forward_small(ctx, x, scale, zero_point, qmin, qmax)
+        if _use_scratch(x, scale, zero_point, qmin, qmax):
+            q = torch.div(x, scale, out=_SCRATCH.take(0, x.shape, torch.result_type(x, scale)))
+        else:
+            q = torch.div(x, scale)
+        if zero_point is not None:
+            q = q.add_(zero_point) if _expands_into(q, zero_point) else q + zero_point
+        q = q.round_()
+        out = _clamp(q, qmin, qmax, inplace=False)
+        # round(x/s + z) minus its clamp: 0 inside the range, negative below, positive above
+        diff = q.sub_(out) if q.shape == out.shape else q - out
+        code = diff.clamp_(-1.0, 1.0).to(torch.int8)
+        ctx.save_for_backward(code, x if needs[1] else None, scale, zero_point, qmin, qmax, None)
+        if zero_point is not None:
+            out = out.sub_(zero_point)
+        return out.mul_(scale)
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
-        ctx.save_for_backward(*inputs)
+    def _forward_small(
+        ctx: Any, x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor
+    ) -> Tensor:
+        need_scale, need_bounds = ctx.needs_input_grad[1], ctx.needs_input_grad[3] or ctx.needs_input_grad[4]
+        x_over_s = torch.div(x, scale)
+        r = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
+        out = _clamp(r, qmin, qmax, inplace=False)
+        diff = r.sub_(out) if r.shape == out.shape else r - out  # 0 inside, < 0 below, > 0 above
+        code = torch.sign(diff).to(torch.int8) if need_bounds else None
+        inside = diff.abs_().clamp_max_(1.0).neg_().add_(1.0)  # 1 inside, 0 outside
+        if zero_point is not None:
+            out = out.sub_(zero_point)
+        d = None
+        if need_scale:  # per element: (clamp(round(x/s + z)) - z) - x/s inside, clamp(...) - z outside
+            masked = _finite_(x_over_s)
+            masked = masked.mul_(inside) if _expands_into(masked, inside) else masked * inside
+            d = out - masked
+        ctx.save_for_backward(code, None, scale, zero_point, qmin, qmax, inside, d)
+        return out.mul_(scale)
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
-        x, scale, zero_point, qmin, qmax = ctx.saved_tensors
         need_x, need_scale, need_zp, need_qmin, need_qmax = ctx.needs_input_grad
-        x_over_s = x / scale
-        r = torch.round(x_over_s + zero_point)
-        below = r < qmin
-        above = r > qmax
-        inside = torch.logical_not(torch.logical_or(below, above))
-        zero = torch.zeros_like(grad_output)
-
+        code, x, scale, zero_point, qmin, qmax, inside, *rest = ctx.saved_tensors
+        g = grad_output
         grad_x = grad_scale = grad_zp = grad_qmin = grad_qmax = None
+        if ctx.small:
+            d = rest[0]
+            if need_x or need_zp:
+                masked = g * inside
+        else:
+            # (not while building a graph of the backward: out= arguments are not differentiable)
+            pooled = not torch.is_grad_enabled() and _use_scratch(g, scale, zero_point, qmin, qmax)
+            pooled = pooled and g.shape == code.shape
+            # the mask, 1 inside the range and 0 outside, as g's dtype (a mixed-dtype product converts per use)
+            inside8 = torch.abs(code).neg_().add_(1)
+            inside = _SCRATCH.take(2, code.shape, g.dtype).copy_(inside8) if pooled else inside8.to(g.dtype)
+            if need_x or need_zp:
+                masked = g * inside
+            if need_scale:
+                pooled = pooled and x.shape == g.shape
+                d = FakeQuantSteFn._scale_derivative(x, scale, zero_point, qmin, qmax, inside, pooled)
         if need_x:
-            grad_x = torch.where(inside, grad_output, zero).sum_to_size(x.shape)
-        if need_scale:
-            q = torch.where(below, qmin, torch.where(above, qmax, r))
-            d_scale = (q - zero_point) - torch.where(inside, x_over_s, torch.zeros_like(x_over_s))
-            grad_scale = (grad_output * d_scale).sum_to_size(scale.shape)
+            grad_x = _sum_to(masked, ctx.x_shape)
         if need_zp:
-            grad_zp = torch.where(inside, zero, -grad_output * scale).sum_to_size(zero_point.shape)
+            grad_zp = _sum_to((g - masked).mul_(scale).neg_(), zero_point.shape)
+        if need_scale:
+            grad_scale = _sum_product_to(g, d, scale.shape)
         if need_qmin:
-            grad_qmin = torch.where(below, grad_output * scale, zero).sum_to_size(qmin.shape)
+            grad_qmin = _sum_to(g * torch.clamp(code, max=0).neg_() * scale, qmin.shape)
         if need_qmax:
-            grad_qmax = torch.where(above, grad_output * scale, zero).sum_to_size(qmax.shape)
+            grad_qmax = _sum_to(g * torch.clamp(code, min=0) * scale, qmax.shape)
         return grad_x, grad_scale, grad_zp, grad_qmin, grad_qmax
+
+    @staticmethod
+    def _scale_derivative(
+        x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor, inside: Tensor, pooled: bool
+    ) -> Tensor:
+        """Per element ``(clamp(round(x/s + z)) - z) - (x/s) * inside``, recomputed from ``x``."""
+        if pooled:
+            x_over_s = torch.div(x, scale, out=_SCRATCH.take(0, x.shape, torch.result_type(x, scale)))
+            d = _SCRATCH.take(1, x.shape, x_over_s.dtype)
+            if zero_point is not None:
+                d = torch.add(x_over_s, zero_point, out=d).round_()
+            else:
+                d = torch.round(x_over_s, out=d)
+        else:
+            x_over_s = torch.div(x, scale)
+            d = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
+        d = _clamp(d, qmin, qmax, inplace=True)
+        if zero_point is not None:
+            d = d.sub_(zero_point)
+        x_over_s = _finite_(x_over_s)
+        return d.sub_(x_over_s.mul_(inside) if _expands_into(x_over_s, inside) else x_over_s * inside)
 
 
 def fake_quant_ste(
     x: Tensor,
     scale: Tensor,
-    zero_point: Tensor | float,
+    zero_point: Tensor | float | None,
     qmin: Tensor | float,
     qmax: Tensor | float,
 ) -> Tensor:
@@ -355,14 +516,14 @@ def fake_quant_ste(
     ``[qmin, qmax]``. See :class:`FakeQuantSteFn` for the gradients, which
     equal those of the unfused composition
     ``(tensor_clamp(round_ste(x / scale + zp), qmin, qmax) - zp) * scale``
-    while saving only the inputs for backward.
+    while keeping only a one-byte mask per element for backward.
 
     Args:
         x: tensor to quantize.
         scale: positive scale, broadcastable against ``x`` (``()`` per tensor,
             ``(C, 1, ...)`` per channel).
         zero_point: integer-valued zero-point (tensor broadcastable like
-            ``scale``, or a number).
+            ``scale``, or a number); ``None`` or ``0`` for none.
         qmin: smallest integer (see :func:`brevitas.function.ops.min_int`).
         qmax: largest integer (see :func:`brevitas.function.ops.max_int`).
 
@@ -381,10 +542,18 @@ def fake_quant_ste(
         >>> x.grad
         tensor([0., 1., 1., 0.])
     """
-    if not isinstance(zero_point, Tensor):
-        zero_point = x.new_tensor(zero_point)
+    if zero_point is not None and not isinstance(zero_point, Tensor):
+        zero_point = None if zero_point == 0 else x.new_tensor(zero_point)
     if not isinstance(qmin, Tensor):
         qmin = x.new_tensor(qmin)
     if not isinstance(qmax, Tensor):
         qmax = x.new_tensor(qmax)
-    return FakeQuantSteFn.apply(x, scale, zero_point, qmin, qmax)
+    if torch.is_grad_enabled() and (
+        x.requires_grad
+        or scale.requires_grad
+        or (zero_point is not None and zero_point.requires_grad)
+        or qmin.requires_grad
+        or qmax.requires_grad
+    ):
+        return FakeQuantSteFn.apply(x, scale, zero_point, qmin, qmax)
+    return _fake_quant_values(x, scale, zero_point, qmin, qmax)  # nothing to differentiate: no autograd node

@@ -252,8 +252,8 @@ def _missing_error(
     return err
 
 
-def _with_context(exc: Exception, context: str) -> Exception | None:
-    """``exc`` rebuilt with ``context`` prepended, same type; None when it cannot be rebuilt.
+def _with_context(exc: Exception, context: str, suffix: str = "") -> Exception | None:
+    """``exc`` rebuilt with ``context`` prepended (and ``suffix`` appended), same type; None when it cannot be.
 
     An exception that already carries a quantizer context is left alone.
     """
@@ -261,7 +261,7 @@ def _with_context(exc: Exception, context: str) -> Exception | None:
         return None
     if len(exc.args) > 1 or (exc.args and not isinstance(exc.args[0], str)):
         return None
-    message = f"{context}: {exc.args[0]}" if exc.args else context
+    message = (f"{context}: {exc.args[0]}" if exc.args else context) + suffix
     try:
         rebuilt = type(exc)(message)
     except Exception:
@@ -273,6 +273,18 @@ def _with_context(exc: Exception, context: str) -> Exception | None:
     return rebuilt
 
 
+def _provider_of(target: Any) -> str | None:
+    """``"scaling 'lsq' of plugin 'lsq' (...)"`` when ``target`` came from the registry (error paths only)."""
+    if not inspect.isclass(target):
+        return None
+    try:
+        from brevitas.plugins import provider_of
+
+        return provider_of(target)
+    except Exception:  # never hide the real error behind a failure to describe it
+        return None
+
+
 def _call(target: Callable[..., Any], pos: list[Any], kw: dict[str, Any], injector: type, label: str) -> Any:
     """Call a component; its own exceptions keep their type and gain the quantizer and component."""
     try:
@@ -281,12 +293,14 @@ def _call(target: Callable[..., Any], pos: list[Any], kw: dict[str, Any], inject
         raise
     except Exception as exc:
         context = f"quantizer {injector.__name__}, {label}"
-        rebuilt = _with_context(exc, context)
+        provider = _provider_of(target)
+        suffix = f" [raised by {target.__qualname__}, {provider}]" if provider else ""
+        rebuilt = _with_context(exc, context, suffix)
         if rebuilt is None:
             if not getattr(exc, "_brevitas_context", False):
                 add_note = getattr(exc, "add_note", None)  # Python 3.11+
                 if add_note is not None:
-                    add_note(f"raised in {context}")
+                    add_note(f"raised in {context}{suffix}")
                 exc._brevitas_context = True
             raise
         raise rebuilt from exc

@@ -36,6 +36,7 @@ __all__ = [
     "hookimpl",
     "lookup",
     "plugin_manager",
+    "provider_of",
     "register",
     "reset",
     "unregister",
@@ -66,6 +67,43 @@ def get_registry() -> Registry:
 def lookup(kind: str, name: str) -> Any:
     """Shorthand for ``get_registry().get(kind, name)``."""
     return get_registry().get(kind, name)
+
+
+def provider_of(component: Any) -> str | None:
+    """Who provided ``component`` (a class or instance), for error messages; ``None`` if not registered.
+
+    Reads the registry only when plugins are already loaded (never triggers
+    discovery), so it is safe on any error path. The answer reads like
+    ``"scaling 'lsq' of plugin 'lsq' (distribution 'brevitas-lsq' 1.0)"``.
+
+    Example:
+        >>> import types
+        >>> plugin = types.ModuleType("doc_provider_plugin")
+        >>> class DocScaling: ...
+        >>> @hookimpl
+        ... def brevitas_register(registry):
+        ...     registry.add("scaling", "doc_provided", DocScaling)
+        >>> plugin.brevitas_register = brevitas_register
+        >>> _ = register(plugin)
+        >>> provider_of(DocScaling())
+        "scaling 'doc_provided' of plugin 'doc_provider_plugin' (registered in code)"
+        >>> unregister("doc_provider_plugin")
+    """
+    if _MANAGER is None:
+        return None
+    entries = _MANAGER.registry.entries_of(component)
+    if not entries and not isinstance(component, type):
+        entries = _MANAGER.registry.entries_of(type(component))
+    if not entries:
+        return None
+    entry = entries[0]
+    info = _MANAGER.plugins.get(entry.provider)
+    where = f"plugin {entry.provider!r}"
+    if info is not None and info.distribution == "code":
+        where += " (registered in code)"
+    elif info is not None:
+        where += f" (distribution {info.distribution!r} {info.version})"
+    return f"{entry.kind} {entry.name!r} of {where}"
 
 
 def register(obj: Any, name: str | None = None) -> Any:

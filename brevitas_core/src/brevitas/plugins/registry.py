@@ -214,6 +214,24 @@ class Registry:
         """What one provider registered."""
         return [e for e in self._entries.values() if e.provider == provider]
 
+    def entries_of(self, impl: Any) -> list[Entry]:
+        """The entries whose implementation is ``impl`` (directly or as a :class:`ByRole` candidate).
+
+        Used on error paths to say which plugin provided a failing component.
+
+        Example:
+            >>> reg = Registry()
+            >>> reg.add("scaling", "mine", int, provider="p")
+            >>> [(e.kind, e.name, e.provider) for e in reg.entries_of(int)]
+            [('scaling', 'mine', 'p')]
+        """
+        out = []
+        for entry in self._entries.values():
+            impl_ = entry.impl
+            if impl_ is impl or (isinstance(impl_, ByRole) and any(c is impl for c in impl_.candidates())):
+                out.append(entry)
+        return out
+
     def _unknown_message(self, kind: str, name: str) -> str:
         known = self.names(kind)
         msg = f"unknown {kind} {name!r}."

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from brevitas.errors import BrevitasError, ConfigError, InjectionError
+from brevitas.errors import BrevitasError, ConfigError, InjectionError, add_context
 from brevitas.quant_tensor import QuantTensor
 
 __all__ = [
@@ -385,6 +385,25 @@ class QuantProxy(nn.Module):
     def _on_rebuilt(self) -> None:
         """Hook for subclasses (cache invalidation)."""
 
+    def _forward_error(self, exc: BaseException) -> None:
+        """Say where an exception raised by ``tensor_quant`` during ``forward`` comes from.
+
+        Called on the error path only (a ``try`` costs nothing when nothing is
+        raised): the message gains the layer (``"in weight_quant of
+        QuantConv2d 'conv1'"``), the component that raised and, when it was
+        registered by a plugin, which plugin and distribution. The
+        exception keeps its type; the caller re-raises it.
+        """
+        if getattr(exc, "_brevitas_forward_context", False):
+            return
+        context = f"in {self.describe_owner()}"
+        try:
+            context += _raising_component(exc, self.tensor_quant)
+        except Exception:  # never hide the real error behind a failure to describe it
+            pass
+        add_context(exc, context)
+        exc._brevitas_forward_context = True  # type: ignore[attr-defined]
+
     # -- state_dict --------------------------------------------------------
     def _load_from_state_dict(
         self,
@@ -476,6 +495,35 @@ def _same_state_layout(a: nn.Module, b: nn.Module) -> bool:
     if sa.keys() != sb.keys():
         return False
     return all(isinstance(sa[k], Tensor) and sa[k].shape == sb[k].shape for k in sa)
+
+
+def _raising_component(exc: BaseException, tensor_quant: nn.Module | None) -> str:
+    """``", raised by LsqScaling (scaling 'lsq' of plugin 'lsq' ...)"``: the innermost module of
+    ``tensor_quant`` in the traceback, and the innermost one a plugin registered."""
+    from brevitas.plugins import provider_of
+
+    if tensor_quant is None:
+        return ""
+    members = {id(m) for m in tensor_quant.modules()}
+    innermost = registered = None
+    provider = None
+    tb = exc.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("self")
+        if candidate is not None and id(candidate) in members:
+            innermost = candidate
+            found = provider_of(candidate)
+            if found:
+                registered, provider = candidate, found
+        tb = tb.tb_next
+    if innermost is None:
+        return ""
+    text = f", raised by {type(innermost).__name__}"
+    if registered is innermost:
+        text += f" ({provider})"
+    elif registered is not None:
+        text += f" inside {type(registered).__name__} ({provider})"
+    return text
 
 
 def _add_context(exc: BaseException, context: str) -> None:

@@ -99,7 +99,11 @@ class WeightQuantProxy(QuantProxy):
         return (torch.is_inference_mode_enabled(), x.dtype, state)
 
     def _quantize(self, x: Tensor) -> Any:
-        value, scale, zero_point, bit_width = self.tensor_quant(x)  # type: ignore[misc]
+        try:
+            value, scale, zero_point, bit_width = self.tensor_quant(x)  # type: ignore[misc]
+        except Exception as exc:
+            self._forward_error(exc)
+            raise
         return make_quant_tensor(value, scale, zero_point, bit_width, self._signed, self._narrow_range, self.training)
 
     def forward(self, x: Tensor) -> Any:
@@ -199,17 +203,21 @@ class BiasQuantProxy(QuantProxy):
         if self.requires_input_scale:
             if input_scale is None:
                 raise self.missing_scale_error()
-            if self.requires_input_bit_width:
-                if input_bit_width is None:
-                    raise ConfigError(
-                        f"{self.describe_owner()}: the bias quantizer takes its bit-width from the accumulator, "
-                        f"which is unknown; feed the layer a QuantTensor with a bit-width or add an input_quant"
-                    )
+            if self.requires_input_bit_width and input_bit_width is None:
+                raise ConfigError(
+                    f"{self.describe_owner()}: the bias quantizer takes its bit-width from the accumulator, "
+                    f"which is unknown; feed the layer a QuantTensor with a bit-width or add an input_quant"
+                )
+        try:
+            if not self.requires_input_scale:
+                out = tensor_quant(x)
+            elif self.requires_input_bit_width:
                 out = tensor_quant(x, input_scale, input_bit_width)
             else:
                 out = tensor_quant(x, input_scale)
-        else:
-            out = tensor_quant(x)
+        except Exception as exc:
+            self._forward_error(exc)
+            raise
         value, scale, zero_point, bit_width = out
         signed = True if self._signed is None else self._signed
         return make_quant_tensor(value, scale, zero_point, bit_width, signed, self._narrow_range, self.training)

@@ -57,7 +57,11 @@ class ActQuantProxy(QuantProxy):
                 return x
             return make_quant_tensor(x, training=self.training)
         value = x.value if _is_quant_tensor(x) else x
-        y, scale, zero_point, bit_width = tensor_quant(value)
+        try:
+            y, scale, zero_point, bit_width = tensor_quant(value)
+        except Exception as exc:
+            self._forward_error(exc)
+            raise
         return make_quant_tensor(y, scale, zero_point, bit_width, self._signed, self._narrow_range, self.training)
 
     def probe(self) -> Any:
@@ -138,7 +142,11 @@ class _AccQuantProxy(QuantProxy):
                 f"it and return a QuantTensor (e.g. QuantIdentity(return_quant_tensor=True)), or disable it "
                 f"(trunc_quant=None / clamp_quant=None)"
             )
-        y, scale, zero_point, bit_width = tensor_quant(x.value, x.scale, x.zero_point, x.bit_width)
+        try:
+            y, scale, zero_point, bit_width = tensor_quant(x.value, x.scale, x.zero_point, x.bit_width)
+        except Exception as exc:
+            self._forward_error(exc)
+            raise
         if self._output_narrow_from_quant:  # clamp: the target range is the quantizer's
             signed = x.signed if self._signed is None else self._signed
             narrow = bool(self._narrow_range)

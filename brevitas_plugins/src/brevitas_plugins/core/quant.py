@@ -19,7 +19,8 @@ Example:
     >>> from brevitas.core.scaling import ConstScaling
     >>> from brevitas.core.zero_point import ZeroZeroPoint
     >>> from brevitas_plugins.core.bit_width import IntScaling
-    >>> from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
+    >>> from brevitas_plugins.core.bit_width import IntScaling
+from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
     >>> q = RescalingIntQuant(
     ...     int_quant=IntQuant(RoundSte(), TensorClamp(), signed=True, narrow_range=True),
     ...     scaling_impl=ConstScaling(1.0),
@@ -35,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -42,10 +44,12 @@ from torch import Tensor, nn
 from brevitas.core.base import QuantBlock
 from brevitas.core.bit_width import BitWidthConst
 from brevitas.core.quant import TensorQuant, TruncQuant
+from brevitas.core.zero_point import ZeroZeroPoint
 from brevitas.errors import ConfigError
 from brevitas.function.ops import max_int, min_int
 from brevitas.function.ste import binary_sign_ste, fake_quant_ste, round_ste, ternary_sign_ste
 from brevitas.plugins.registry import ByRole, Registry
+from brevitas_plugins.core.bit_width import IntScaling
 from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
 
 __all__ = [
@@ -96,7 +100,8 @@ class IntQuant(QuantBlock):
 
     Example:
         >>> import torch
-        >>> from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
+        >>> from brevitas_plugins.core.bit_width import IntScaling
+from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
         >>> iq = IntQuant(RoundSte(), TensorClamp(), signed=False, narrow_range=False)
         >>> iq(torch.tensor(0.5), torch.tensor(0.0), torch.tensor(2.0), torch.tensor([-1.0, 0.7, 9.0]))
         tensor([0.0000, 0.5000, 1.5000])
@@ -129,9 +134,19 @@ class IntQuant(QuantBlock):
         y = self.float_to_int_impl(x / scale + zero_point)
         return self.tensor_clamp_impl(y, self.min_int(bit_width), self.max_int(bit_width))
 
+    @property
+    def is_fused(self) -> bool:
+        """Whether ``forward`` runs :func:`~brevitas.function.ste.fake_quant_ste` (standard rounding and clamp)."""
+        return type(self.float_to_int_impl) is RoundSte and type(self.tensor_clamp_impl) is TensorClamp
+
     def forward(self, scale: Tensor, zero_point: Tensor, bit_width: Tensor, x: Tensor) -> Tensor:
-        if type(self.float_to_int_impl) is RoundSte and type(self.tensor_clamp_impl) is TensorClamp:
+        if self.is_fused:
             return fake_quant_ste(x, scale, zero_point, self.min_int(bit_width), self.max_int(bit_width))
+        # an infinite x becomes a value one step beyond the range: the same output, and the gradient of
+        # x / scale to the scale is no longer inf * 0 = NaN (the fused path masks it instead)
+        low = (self.min_int(bit_width) - 1 - zero_point) * scale
+        high = (self.max_int(bit_width) + 1 - zero_point) * scale
+        x = torch.where(torch.isinf(x), torch.where(x > 0, high, low), x)
         return (self.to_int(scale, zero_point, bit_width, x) - zero_point) * scale
 
     def extra_repr(self) -> str:
@@ -181,14 +196,63 @@ class RescalingIntQuant(TensorQuant):
         self.int_scaling_impl = int_scaling_impl
         self.zero_point_impl = zero_point_impl
         self.bit_width_impl = bit_width_impl
+        self._range_cache: tuple[Tensor, int, tuple[Tensor, Tensor, Tensor]] | None = None
+
+    def _is_fast(self) -> bool:
+        """Standard integer core and integer scaling: ``forward`` may fuse them (same values and gradients)."""
+        int_quant = self.int_quant
+        return type(int_quant) is IntQuant and int_quant.is_fused and type(self.int_scaling_impl) in _int_scalings()
+
+    def _int_range(self, bit_width: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(int_scaling_impl(b), min_int(b), max_int(b))``, computed once while ``b`` is a constant.
+
+        A constant bit-width (a buffer without gradient) gives the same three
+        tensors at every call, so eager calls reuse them until the buffer is
+        replaced or modified in place (``load_state_dict``, ``.to()``). Compiled
+        code and learned bit-widths compute them every time.
+        """
+        compiling = torch.compiler.is_compiling()
+        if not compiling:
+            cache = getattr(self, "_range_cache", None)
+            if cache is not None and cache[0] is bit_width and cache[1] == bit_width._version:
+                return cache[2]
+        out = (self.int_scaling_impl(bit_width), self.int_quant.min_int(bit_width), self.int_quant.max_int(bit_width))
+        if not (compiling or bit_width.requires_grad or torch.is_inference_mode_enabled() or bit_width.is_inference()):
+            self._range_cache = (bit_width, bit_width._version, out)
+        return out
+
+    def _apply(self, *args: Any, **kwargs: Any) -> RescalingIntQuant:
+        self._range_cache = None
+        return super()._apply(*args, **kwargs)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         bit_width = self.bit_width_impl()
         threshold = self.scaling_impl(x)
+        if self._is_fast():
+            int_scale, qmin, qmax = self._int_range(bit_width)
+            scale = threshold / int_scale
+            if type(self.zero_point_impl) is ZeroZeroPoint:
+                zero_point = scale.new_zeros(())
+                return fake_quant_ste(x, scale, None, qmin, qmax), scale, zero_point, bit_width
+            zero_point = self.zero_point_impl(x, scale, bit_width)
+            return fake_quant_ste(x, scale, zero_point, qmin, qmax), scale, zero_point, bit_width
         scale = threshold / self.int_scaling_impl(bit_width)
         zero_point = self.zero_point_impl(x, scale, bit_width)
         y = self.int_quant(scale, zero_point, bit_width, x)
         return y, scale, zero_point, bit_width
+
+
+def _int_scalings() -> tuple[type, ...]:
+    """The integer scalings whose output depends on the bit-width alone (imported late: no cycle)."""
+    global _INT_SCALINGS
+    if _INT_SCALINGS is None:
+        from brevitas_plugins.core.solver_parts import PowerOfTwoIntScaling
+
+        _INT_SCALINGS = (IntScaling, PowerOfTwoIntScaling)
+    return _INT_SCALINGS
+
+
+_INT_SCALINGS: tuple[type, ...] | None = None
 
 
 class BinaryQuant(TensorQuant):

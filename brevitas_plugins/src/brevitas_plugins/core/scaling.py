@@ -18,8 +18,8 @@ always yields exact powers of two, and ``scaling_min_val`` bounds it from below.
 Statistics of parameters are taken over ``tracked_parameter_list`` (several
 weights when a quantizer is shared between layers; more can be added with
 ``add_tracked_parameter``), with gradients flowing to the weights through the
-statistic. Statistics of activations are averaged across ``torch.distributed``
-ranks (:func:`brevitas_plugins.core.stats.reduce_stats`).
+statistic. Statistics of activations are taken over the global batch of all
+``torch.distributed`` ranks (:func:`brevitas_plugins.core.stats.distributed_statistic`).
 
 Example:
     >>> import torch
@@ -395,7 +395,7 @@ class ParameterFromStatsFromParameterScaling(StatsFromParameterScaling):
 class RuntimeStatsScaling(RunningStatsMixin, _RestrictedScaling):
     """The threshold is a statistic of the input, running in eval (registry name ``stats``, activations).
 
-    Training: the statistic of the current batch (averaged across ranks, with
+    Training: the statistic of the current batch (over every rank's batch, with
     its gradient to ``x``, as in the original Brevitas), bounded and
     restricted; its detached value updates the buffer ``running_stats``
     (exponential moving average with ``scaling_stats_momentum``, or the plain
@@ -508,7 +508,7 @@ class ParameterFromRuntimeStatsScaling(CollectThenLearnMixin, _RestrictedScaling
     average) and ``counter`` (int64, steps collected; both in ``state_dict``,
     so checkpoints and DDP carry them). Parameter: ``value`` (stored domain of
     the restriction). Training: while collecting, the current batch's
-    statistic (averaged across ranks, gradient to ``x``); the step that
+    statistic (over every rank's batch, gradient to ``x``); the step that
     completes the collection copies ``restrict_init(buffer)`` into ``value``;
     afterwards ``max(|restrict(value)|, scaling_min_val)``. Eval: ``buffer``
     until the collection is complete, then ``value``. See

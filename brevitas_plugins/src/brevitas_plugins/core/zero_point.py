@@ -366,8 +366,8 @@ class ParameterFromStatsZeroPoint(StatsFromParameterZeroPoint):
 class RuntimeStatsZeroPoint(RunningStatsMixin, _StatsZeroPoint):
     """Zero point from a running statistic of the input (registry names ``runtime_stats``; ``stats`` for acts).
 
-    Training: the offset statistic of the current batch (averaged across
-    ranks); its detached value updates the buffer ``running_stats`` (starting
+    Training: the offset statistic of the current batch (over every rank's
+    batch); its detached value updates the buffer ``running_stats`` (starting
     at 0) with ``scaling_stats_momentum`` (``None``: plain average). Eval:
     ``running_stats``. The same momentum as the scaling keeps the two ends of
     the range in step.
