@@ -19,8 +19,7 @@ Example:
     >>> from brevitas.core.scaling import ConstScaling
     >>> from brevitas.core.zero_point import ZeroZeroPoint
     >>> from brevitas_plugins.core.bit_width import IntScaling
-    >>> from brevitas_plugins.core.bit_width import IntScaling
-from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
+    >>> from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
     >>> q = RescalingIntQuant(
     ...     int_quant=IntQuant(RoundSte(), TensorClamp(), signed=True, narrow_range=True),
     ...     scaling_impl=ConstScaling(1.0),
@@ -100,8 +99,7 @@ class IntQuant(QuantBlock):
 
     Example:
         >>> import torch
-        >>> from brevitas_plugins.core.bit_width import IntScaling
-from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
+        >>> from brevitas_plugins.core.float_to_int import RoundSte, TensorClamp
         >>> iq = IntQuant(RoundSte(), TensorClamp(), signed=False, narrow_range=False)
         >>> iq(torch.tensor(0.5), torch.tensor(0.0), torch.tensor(2.0), torch.tensor([-1.0, 0.7, 9.0]))
         tensor([0.0000, 0.5000, 1.5000])
