@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,6 +36,23 @@ from brevitas.quant.scaled_int import Int8ActPerTensorFloat, Int8ActPerTensorFlo
 __all__ = ["QuantHardTanh", "QuantIdentity", "QuantReLU", "QuantSigmoid", "QuantTanh"]
 
 
+def _plain_act_init(torch_act: type[nn.Module], default_act_quant: Any) -> Callable[..., None]:
+    """The constructor of ``Quant<torch_act>``, for a ``torch.nn`` activation built without arguments."""
+
+    def __init__(
+        self: QuantNonLinearActLayer,
+        act_quant: Any = default_act_quant,
+        input_quant: Any = None,
+        return_quant_tensor: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        torch_act.__init__(self)
+        self._init_nlal(act_quant, input_quant, return_quant_tensor, kwargs)
+
+    __init__.__qualname__ = f"Quant{torch_act.__name__}.__init__"
+    return __init__
+
+
 class QuantReLU(QuantNonLinearActLayer, nn.ReLU):
     """``torch.nn.ReLU`` followed by ``act_quant`` (default ``Uint8ActPerTensorFloat``).
 
@@ -46,15 +64,7 @@ class QuantReLU(QuantNonLinearActLayer, nn.ReLU):
 
     passthrough_act = True
 
-    def __init__(
-        self,
-        act_quant: Any = Uint8ActPerTensorFloat,
-        input_quant: Any = None,
-        return_quant_tensor: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        nn.ReLU.__init__(self)
-        self._init_nlal(act_quant, input_quant, return_quant_tensor, kwargs)
+    __init__ = _plain_act_init(nn.ReLU, Uint8ActPerTensorFloat)
 
     def act_forward(self, x: Tensor) -> Tensor:
         return torch.relu(x)
@@ -69,15 +79,7 @@ class QuantSigmoid(QuantNonLinearActLayer, nn.Sigmoid):
         torch.Size([1])
     """
 
-    def __init__(
-        self,
-        act_quant: Any = Uint8ActPerTensorFloat,
-        input_quant: Any = None,
-        return_quant_tensor: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        nn.Sigmoid.__init__(self)
-        self._init_nlal(act_quant, input_quant, return_quant_tensor, kwargs)
+    __init__ = _plain_act_init(nn.Sigmoid, Uint8ActPerTensorFloat)
 
     def act_forward(self, x: Tensor) -> Tensor:
         return torch.sigmoid(x)
@@ -92,15 +94,7 @@ class QuantTanh(QuantNonLinearActLayer, nn.Tanh):
         torch.Size([1])
     """
 
-    def __init__(
-        self,
-        act_quant: Any = Int8ActPerTensorFloat,
-        input_quant: Any = None,
-        return_quant_tensor: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        nn.Tanh.__init__(self)
-        self._init_nlal(act_quant, input_quant, return_quant_tensor, kwargs)
+    __init__ = _plain_act_init(nn.Tanh, Int8ActPerTensorFloat)
 
     def act_forward(self, x: Tensor) -> Tensor:
         return torch.tanh(x)

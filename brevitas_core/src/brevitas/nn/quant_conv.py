@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
@@ -35,6 +35,33 @@ class _QuantConvNd(QuantWeightBiasInputOutputLayer):
     out_channels: int
     groups: int
     kernel_size: tuple[int, ...]
+    _torch_conv: ClassVar[type[nn.Module]]  # the torch.nn convolution, initialized first
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] | str = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        weight_quant: Any = Int8WeightPerTensorFloat,
+        bias_quant: Any = None,
+        input_quant: Any = None,
+        output_quant: Any = None,
+        return_quant_tensor: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self._torch_conv.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode,
+            device=device, dtype=dtype,
+        )  # fmt: skip
+        self._init_wbiol(weight_quant, bias_quant, input_quant, output_quant, return_quant_tensor, kwargs)
 
     def inner_forward_impl(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         return self._conv_forward(x, weight, bias)  # type: ignore[attr-defined]
@@ -54,23 +81,6 @@ class _QuantConvNd(QuantWeightBiasInputOutputLayer):
         return int_weight.reshape(int_weight.shape[0], -1).sum(1)
 
 
-def _conv_init(
-    layer: _QuantConvNd,
-    base: type[nn.Module],
-    args: tuple[Any, ...],
-    weight_quant: Any,
-    bias_quant: Any,
-    input_quant: Any,
-    output_quant: Any,
-    return_quant_tensor: bool,
-    kwargs: dict[str, Any],
-    device: Any,
-    dtype: Any,
-) -> None:
-    base.__init__(layer, *args, device=device, dtype=dtype)
-    layer._init_wbiol(weight_quant, bias_quant, input_quant, output_quant, return_quant_tensor, kwargs)
-
-
 class QuantConv1d(_QuantConvNd, nn.Conv1d):
     """``torch.nn.Conv1d`` with quantizers (see :mod:`brevitas.nn.quant_layer` for the keywords).
 
@@ -80,31 +90,7 @@ class QuantConv1d(_QuantConvNd, nn.Conv1d):
         torch.Size([1, 4, 8])
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int],
-        stride: int | tuple[int] = 1,
-        padding: int | tuple[int] | str = 0,
-        dilation: int | tuple[int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        weight_quant: Any = Int8WeightPerTensorFloat,
-        bias_quant: Any = None,
-        input_quant: Any = None,
-        output_quant: Any = None,
-        return_quant_tensor: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
-        _conv_init(
-            self, nn.Conv1d, args, weight_quant, bias_quant, input_quant, output_quant,
-            return_quant_tensor, kwargs, device, dtype,
-        )  # fmt: skip
+    _torch_conv = nn.Conv1d
 
 
 class QuantConv2d(_QuantConvNd, nn.Conv2d):
@@ -120,31 +106,7 @@ class QuantConv2d(_QuantConvNd, nn.Conv2d):
         8
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] | str = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        weight_quant: Any = Int8WeightPerTensorFloat,
-        bias_quant: Any = None,
-        input_quant: Any = None,
-        output_quant: Any = None,
-        return_quant_tensor: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
-        _conv_init(
-            self, nn.Conv2d, args, weight_quant, bias_quant, input_quant, output_quant,
-            return_quant_tensor, kwargs, device, dtype,
-        )  # fmt: skip
+    _torch_conv = nn.Conv2d
 
 
 class QuantConv3d(_QuantConvNd, nn.Conv3d):
@@ -156,28 +118,4 @@ class QuantConv3d(_QuantConvNd, nn.Conv3d):
         torch.Size([1, 4, 2, 2, 2])
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int, int],
-        stride: int | tuple[int, int, int] = 1,
-        padding: int | tuple[int, int, int] | str = 0,
-        dilation: int | tuple[int, int, int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        weight_quant: Any = Int8WeightPerTensorFloat,
-        bias_quant: Any = None,
-        input_quant: Any = None,
-        output_quant: Any = None,
-        return_quant_tensor: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        args = (in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, padding_mode)
-        _conv_init(
-            self, nn.Conv3d, args, weight_quant, bias_quant, input_quant, output_quant,
-            return_quant_tensor, kwargs, device, dtype,
-        )  # fmt: skip
+    _torch_conv = nn.Conv3d

@@ -14,11 +14,12 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from brevitas.nn.quant_conv import _QuantConvNd
 from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
 from brevitas.quant.scaled_int import Int8WeightPerTensorFloat
 
@@ -36,6 +37,34 @@ class _QuantConvTransposeNd(QuantWeightBiasInputOutputLayer):
     kernel_size: tuple[int, ...]
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
+    _torch_conv: ClassVar[type[nn.Module]]  # the torch.nn transposed convolution, initialized first
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        output_padding: int | tuple[int, ...] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, ...] = 1,
+        padding_mode: str = "zeros",
+        weight_quant: Any = Int8WeightPerTensorFloat,
+        bias_quant: Any = None,
+        input_quant: Any = None,
+        output_quant: Any = None,
+        return_quant_tensor: bool = False,
+        device: Any = None,
+        dtype: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        self._torch_conv.__init__(
+            self, in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
+            padding_mode, device=device, dtype=dtype,
+        )  # fmt: skip
+        self._init_wbiol(weight_quant, bias_quant, input_quant, output_quant, return_quant_tensor, kwargs)
 
     def inner_forward_impl(
         self, x: Tensor, weight: Tensor, bias: Tensor | None, output_size: list[int] | None = None
@@ -59,11 +88,7 @@ class _QuantConvTransposeNd(QuantWeightBiasInputOutputLayer):
             taps *= math.ceil(k / step)
         return (self.in_channels // self.groups) * taps
 
-    def _output_channel_shape(self, ndim: int) -> tuple[int, ...]:
-        spatial = len(self.kernel_size)
-        if ndim == spatial + 1:
-            return (self.out_channels,) + (1,) * spatial
-        return (1, self.out_channels) + (1,) * spatial
+    _output_channel_shape = _QuantConvNd._output_channel_shape
 
     def _to_output_shape(self, t: Tensor, ndim: int) -> Tensor:
         if t.numel() == 1:
@@ -79,12 +104,6 @@ class _QuantConvTransposeNd(QuantWeightBiasInputOutputLayer):
         return per_group.sum(dim=(1, 3)).reshape(-1)
 
 
-def _init(layer: _QuantConvTransposeNd, base: type[nn.Module], args: tuple[Any, ...], quants: tuple[Any, ...],
-          return_quant_tensor: bool, kwargs: dict[str, Any], device: Any, dtype: Any) -> None:  # fmt: skip
-    base.__init__(layer, *args, device=device, dtype=dtype)
-    layer._init_wbiol(*quants, return_quant_tensor, kwargs)
-
-
 class QuantConvTranspose1d(_QuantConvTransposeNd, nn.ConvTranspose1d):
     """``torch.nn.ConvTranspose1d`` with quantizers; ``forward(input, output_size=None)``.
 
@@ -94,31 +113,7 @@ class QuantConvTranspose1d(_QuantConvTransposeNd, nn.ConvTranspose1d):
         torch.Size([1, 3, 7])
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int],
-        stride: int | tuple[int] = 1,
-        padding: int | tuple[int] = 0,
-        output_padding: int | tuple[int] = 0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation: int | tuple[int] = 1,
-        padding_mode: str = "zeros",
-        weight_quant: Any = Int8WeightPerTensorFloat,
-        bias_quant: Any = None,
-        input_quant: Any = None,
-        output_quant: Any = None,
-        return_quant_tensor: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        args = (in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
-                padding_mode)  # fmt: skip
-        quants = (weight_quant, bias_quant, input_quant, output_quant)
-        _init(self, nn.ConvTranspose1d, args, quants, return_quant_tensor, kwargs, device, dtype)
+    _torch_conv = nn.ConvTranspose1d
 
 
 class QuantConvTranspose2d(_QuantConvTransposeNd, nn.ConvTranspose2d):
@@ -130,31 +125,7 @@ class QuantConvTranspose2d(_QuantConvTransposeNd, nn.ConvTranspose2d):
         torch.Size([1, 3, 10, 10])
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        output_padding: int | tuple[int, int] = 0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation: int | tuple[int, int] = 1,
-        padding_mode: str = "zeros",
-        weight_quant: Any = Int8WeightPerTensorFloat,
-        bias_quant: Any = None,
-        input_quant: Any = None,
-        output_quant: Any = None,
-        return_quant_tensor: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        args = (in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
-                padding_mode)  # fmt: skip
-        quants = (weight_quant, bias_quant, input_quant, output_quant)
-        _init(self, nn.ConvTranspose2d, args, quants, return_quant_tensor, kwargs, device, dtype)
+    _torch_conv = nn.ConvTranspose2d
 
 
 class QuantConvTranspose3d(_QuantConvTransposeNd, nn.ConvTranspose3d):
@@ -166,28 +137,4 @@ class QuantConvTranspose3d(_QuantConvTransposeNd, nn.ConvTranspose3d):
         torch.Size([1, 3, 4, 4, 4])
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int, int],
-        stride: int | tuple[int, int, int] = 1,
-        padding: int | tuple[int, int, int] = 0,
-        output_padding: int | tuple[int, int, int] = 0,
-        groups: int = 1,
-        bias: bool = True,
-        dilation: int | tuple[int, int, int] = 1,
-        padding_mode: str = "zeros",
-        weight_quant: Any = Int8WeightPerTensorFloat,
-        bias_quant: Any = None,
-        input_quant: Any = None,
-        output_quant: Any = None,
-        return_quant_tensor: bool = False,
-        device: Any = None,
-        dtype: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        args = (in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias, dilation,
-                padding_mode)  # fmt: skip
-        quants = (weight_quant, bias_quant, input_quant, output_quant)
-        _init(self, nn.ConvTranspose3d, args, quants, return_quant_tensor, kwargs, device, dtype)
+    _torch_conv = nn.ConvTranspose3d

@@ -90,24 +90,52 @@ def _check_min_val(scaling_min_val: object) -> float | None:
     return float(scaling_min_val)
 
 
-def _check_init(scaling_init: object, shape: tuple[int, ...]) -> Tensor:
+def _check_init_value(
+    value_init: object,
+    shape: tuple[int, ...],
+    *,
+    name: str,
+    shape_name: str,
+    allow_zero: bool,
+    type_msg: str,
+    range_msg: str,
+    fit_hint: str = "",
+) -> Tensor:
+    """``value_init`` as a float tensor of ``shape`` (one number is broadcast), checked for sign.
+
+    Shared by the initial threshold here and the initial offset of
+    :mod:`brevitas_plugins.core.zero_point`: ``type_msg`` and ``range_msg`` are
+    the messages (followed by the value) when it is not a number or tensor and
+    when it is not ``> 0`` (``>= 0`` with ``allow_zero``).
+    """
     try:
-        value = torch.as_tensor(scaling_init, dtype=torch.float32).detach().clone()
+        value = torch.as_tensor(value_init, dtype=torch.float32).detach().clone()
     except (TypeError, ValueError, RuntimeError):
-        raise ConfigError(f"scaling_init must be a positive number or tensor, got {scaling_init!r}") from None
-    if value.numel() == 0 or not bool(torch.all(torch.isfinite(value) & (value > 0))):
-        raise ConfigError(
-            f"scaling_init must be > 0 (it is the initial threshold, e.g. the expected max |x|), got {scaling_init!r}"
-        )
+        raise ConfigError(f"{type_msg} {value_init!r}") from None
+    in_range = value >= 0 if allow_zero else value > 0
+    if value.numel() == 0 or not bool(torch.all(torch.isfinite(value) & in_range)):
+        raise ConfigError(f"{range_msg} {value_init!r}")
     if value.numel() == math.prod(shape):
         return value.reshape(shape)
     try:
         return value.expand(shape).clone()
     except RuntimeError:
         raise ConfigError(
-            f"scaling_init has shape {tuple(value.shape)}, which does not fit scaling_shape {shape}: give one "
-            "number, or one value per channel"
+            f"{name} has shape {tuple(value.shape)}, which does not fit {shape_name} {shape}{fit_hint}"
         ) from None
+
+
+def _check_init(scaling_init: object, shape: tuple[int, ...]) -> Tensor:
+    return _check_init_value(
+        scaling_init,
+        shape,
+        name="scaling_init",
+        shape_name="scaling_shape",
+        allow_zero=False,
+        type_msg="scaling_init must be a positive number or tensor, got",
+        range_msg="scaling_init must be > 0 (it is the initial threshold, e.g. the expected max |x|), got",
+        fit_hint=": give one number, or one value per channel",
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -115,7 +143,45 @@ def _check_init(scaling_init: object, shape: tuple[int, ...]) -> Tensor:
 # ---------------------------------------------------------------------------
 
 
-class _RestrictedScaling(ScalingImpl):
+class _ForgetMissingKeysMixin:
+    """Loading a ``state_dict`` without this block's own keys is not an error under
+    ``BREVITAS_IGNORE_MISSING_KEYS=1`` (:func:`brevitas_plugins.core.stats.forget_missing_keys`).
+
+    Shared by the scaling blocks here and the zero-point blocks of
+    :mod:`brevitas_plugins.core.zero_point`; a block without persistent
+    tensors of its own is not affected.
+    """
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # args: local_metadata, strict, missing_keys, unexpected_keys, error_msgs (torch.nn.Module's order)
+        super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[misc]
+        forget_missing_keys(self, prefix, args[2])  # type: ignore[arg-type]
+
+
+class _LearnedFromTrackedStatsMixin:
+    """A parameter ``value`` initialized from (and :meth:`reinit` from) the tracked tensors' statistic.
+
+    For hosts with :class:`brevitas_plugins.core.stats.TrackedParametersMixin`
+    and a ``_to_stored`` conversion (the restriction's stored domain here, the
+    identity for zero-point offsets).
+    """
+
+    value: nn.Parameter
+
+    def _stored_stats(self) -> Tensor:
+        return self._to_stored(self.parameter_list_stats())  # type: ignore[attr-defined]
+
+    def _init_value_from_stats(self) -> None:
+        with torch.no_grad():
+            self.value = nn.Parameter(self._stored_stats().detach().clone())
+
+    def reinit(self) -> None:
+        """Set ``value`` from the statistic of the tracked tensors as they are now."""
+        with torch.no_grad():
+            self.value.copy_(self._stored_stats().to(self.value.dtype))
+
+
+class _RestrictedScaling(_ForgetMissingKeysMixin, ScalingImpl):
     """Restriction and lower bound shared by every block here.
 
     - a statistic (user domain) becomes ``restrict(restrict_init(max(stat, min_val)))``;
@@ -135,6 +201,13 @@ class _RestrictedScaling(ScalingImpl):
             )
         self.scaling_min_val = _check_min_val(scaling_min_val)
 
+    def _init_stats(
+        self, stats_impl: nn.Module, stats_input_view_shape_impl: nn.Module, scaling_shape: Sequence[int] | None
+    ) -> None:
+        self.stats_impl = stats_impl
+        self.stats_input_view_shape_impl = stats_input_view_shape_impl
+        self.scaling_shape = stats_output_shape(stats_impl, stats_input_view_shape_impl, scaling_shape)
+
     def _clamp(self, x: Tensor) -> Tensor:
         return x if self.scaling_min_val is None else torch.clamp_min(x, self.scaling_min_val)
 
@@ -152,6 +225,18 @@ class _RestrictedScaling(ScalingImpl):
 
     def extra_repr(self) -> str:
         return f"scaling_min_val={self.scaling_min_val}"
+
+
+class _AffineRescalingMixin:
+    """Adds ``affine_rescaling`` (of ``scaling_shape``) and applies it to the statistic."""
+
+    scaling_shape: tuple[int, ...]
+
+    def _init_extra(self) -> None:
+        self.affine_rescaling = _Affine(self.scaling_shape)
+
+    def _rescale(self, stat: Tensor) -> Tensor:
+        return self.affine_rescaling(stat)
 
 
 class _Affine(nn.Module):
@@ -210,21 +295,6 @@ class ParameterScaling(_RestrictedScaling):
     def forward(self, x: Tensor) -> Tensor:
         return self._from_stored(self.value)
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
-
 
 class StatsFromParameterScaling(TrackedParametersMixin, _RestrictedScaling):
     """The threshold is a statistic of the tracked parameters, every step (registry name ``stats``, weights).
@@ -268,16 +338,18 @@ class StatsFromParameterScaling(TrackedParametersMixin, _RestrictedScaling):
         scaling_min_val: float | None = None,
     ) -> None:
         super().__init__(restrict_scaling_impl, scaling_min_val)
-        self.stats_impl = scaling_stats_impl
-        self.stats_input_view_shape_impl = scaling_stats_input_view_shape_impl
-        self.scaling_shape = stats_output_shape(scaling_stats_impl, scaling_stats_input_view_shape_impl, scaling_shape)
+        self._init_stats(scaling_stats_impl, scaling_stats_input_view_shape_impl, scaling_shape)
         self._init_tracked(tracked_parameter_list, self.scaling_shape)
+        self._init_extra()
+
+    def _init_extra(self) -> None:
+        """What a subclass adds at the end of the constructor (same arguments, no constructor of its own)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return self._from_stat(self.parameter_list_stats())
 
 
-class AffineStatsScaling(StatsFromParameterScaling):
+class AffineStatsScaling(_AffineRescalingMixin, StatsFromParameterScaling):
     """:class:`StatsFromParameterScaling` times a learned affine (registry name ``affine_stats``, weights).
 
     The statistic ``s`` becomes ``|s * affine_weight + affine_bias|`` (weight
@@ -295,30 +367,8 @@ class AffineStatsScaling(StatsFromParameterScaling):
         tensor(2.)
     """
 
-    def __init__(
-        self,
-        scaling_stats_impl: nn.Module,
-        scaling_stats_input_view_shape_impl: nn.Module,
-        tracked_parameter_list: Sequence[Tensor],
-        scaling_shape: Sequence[int] | None = None,
-        restrict_scaling_impl: nn.Module | None = None,
-        scaling_min_val: float | None = None,
-    ) -> None:
-        super().__init__(
-            scaling_stats_impl,
-            scaling_stats_input_view_shape_impl,
-            tracked_parameter_list,
-            scaling_shape,
-            restrict_scaling_impl,
-            scaling_min_val,
-        )
-        self.affine_rescaling = _Affine(self.scaling_shape)
 
-    def _rescale(self, stat: Tensor) -> Tensor:
-        return self.affine_rescaling(stat)
-
-
-class ParameterFromStatsFromParameterScaling(StatsFromParameterScaling):
+class ParameterFromStatsFromParameterScaling(_LearnedFromTrackedStatsMixin, StatsFromParameterScaling):
     """A learned threshold initialized from the statistic of the tracked parameters.
 
     Registry name ``parameter_from_stats`` (weights). The parameter ``value``
@@ -348,48 +398,11 @@ class ParameterFromStatsFromParameterScaling(StatsFromParameterScaling):
         tensor(6.)
     """
 
-    def __init__(
-        self,
-        scaling_stats_impl: nn.Module,
-        scaling_stats_input_view_shape_impl: nn.Module,
-        tracked_parameter_list: Sequence[Tensor],
-        scaling_shape: Sequence[int] | None = None,
-        restrict_scaling_impl: nn.Module | None = None,
-        scaling_min_val: float | None = None,
-    ) -> None:
-        super().__init__(
-            scaling_stats_impl,
-            scaling_stats_input_view_shape_impl,
-            tracked_parameter_list,
-            scaling_shape,
-            restrict_scaling_impl,
-            scaling_min_val,
-        )
-        with torch.no_grad():
-            self.value = nn.Parameter(self._to_stored(self.parameter_list_stats()).detach().clone())
-
-    def reinit(self) -> None:
-        """Set ``value`` from the statistic of the tracked tensors as they are now."""
-        with torch.no_grad():
-            self.value.copy_(self._to_stored(self.parameter_list_stats()).to(self.value.dtype))
+    def _init_extra(self) -> None:
+        self._init_value_from_stats()
 
     def forward(self, x: Tensor) -> Tensor:
         return self._from_stored(self.value)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
 
 
 class RuntimeStatsScaling(RunningStatsMixin, _RestrictedScaling):
@@ -435,31 +448,18 @@ class RuntimeStatsScaling(RunningStatsMixin, _RestrictedScaling):
         scaling_min_val: float | None = None,
     ) -> None:
         super().__init__(restrict_scaling_impl, scaling_min_val)
-        self.stats_impl = scaling_stats_impl
-        self.stats_input_view_shape_impl = scaling_stats_input_view_shape_impl
-        self.scaling_shape = stats_output_shape(scaling_stats_impl, scaling_stats_input_view_shape_impl, scaling_shape)
+        self._init_stats(scaling_stats_impl, scaling_stats_input_view_shape_impl, scaling_shape)
         self._init_running_stats(self.scaling_shape, check_momentum(scaling_stats_momentum))
+        self._init_extra()
+
+    def _init_extra(self) -> None:
+        """What a subclass adds at the end of the constructor (same arguments, no constructor of its own)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return self._from_stat(self.running_statistic(x))
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
 
-
-class AffineRuntimeStatsScaling(RuntimeStatsScaling):
+class AffineRuntimeStatsScaling(_AffineRescalingMixin, RuntimeStatsScaling):
     """:class:`RuntimeStatsScaling` times a learned affine (registry name ``affine_stats``, activations).
 
     The running (or current) statistic ``s`` becomes
@@ -475,28 +475,6 @@ class AffineRuntimeStatsScaling(RuntimeStatsScaling):
         >>> s.affine_rescaling.affine_weight.grad
         tensor(4.)
     """
-
-    def __init__(
-        self,
-        scaling_stats_impl: nn.Module,
-        scaling_stats_input_view_shape_impl: nn.Module,
-        scaling_shape: Sequence[int] | None = None,
-        restrict_scaling_impl: nn.Module | None = None,
-        scaling_stats_momentum: float | None = 0.1,
-        scaling_min_val: float | None = None,
-    ) -> None:
-        super().__init__(
-            scaling_stats_impl,
-            scaling_stats_input_view_shape_impl,
-            scaling_shape,
-            restrict_scaling_impl,
-            scaling_stats_momentum,
-            scaling_min_val,
-        )
-        self.affine_rescaling = _Affine(self.scaling_shape)
-
-    def _rescale(self, stat: Tensor) -> Tensor:
-        return self.affine_rescaling(stat)
 
 
 class ParameterFromRuntimeStatsScaling(CollectThenLearnMixin, _RestrictedScaling):
@@ -548,29 +526,12 @@ class ParameterFromRuntimeStatsScaling(CollectThenLearnMixin, _RestrictedScaling
         scaling_min_val: float | None = None,
     ) -> None:
         super().__init__(restrict_scaling_impl, scaling_min_val)
-        self.stats_impl = scaling_stats_impl
-        self.stats_input_view_shape_impl = scaling_stats_input_view_shape_impl
-        self.scaling_shape = stats_output_shape(scaling_stats_impl, scaling_stats_input_view_shape_impl, scaling_shape)
+        self._init_stats(scaling_stats_impl, scaling_stats_input_view_shape_impl, scaling_shape)
         init = self.restrict_scaling_impl.restrict_init_tensor(torch.ones(self.scaling_shape))
         self._init_collect(self.scaling_shape, collect_stats_steps, check_momentum(scaling_stats_momentum), init)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.collected_statistic(x)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
 
 
 def _he_threshold(tensors: Iterable[Tensor]) -> Tensor:
@@ -628,24 +589,25 @@ class HeScaling(_RestrictedScaling):
 
 def register(registry: Registry) -> None:
     """Add the ``scaling`` names of ``brevitas.inject.enum.ScalingImplType``."""
-    registry.add("scaling", "const", ConstScaling, description="constant threshold (scaling_init)")
-    registry.add(
-        "scaling",
-        "stats",
-        ByRole(default=StatsFromParameterScaling, act=RuntimeStatsScaling),
-        description="statistic of the weights every step / running statistic of the activations",
+    blocks: tuple[tuple[str, Any, str], ...] = (
+        ("const", ConstScaling, "constant threshold (scaling_init)"),
+        (
+            "stats",
+            ByRole(default=StatsFromParameterScaling, act=RuntimeStatsScaling),
+            "statistic of the weights every step / running statistic of the activations",
+        ),
+        (
+            "affine_stats",
+            ByRole(default=AffineStatsScaling, act=AffineRuntimeStatsScaling),
+            "statistic times a learned affine",
+        ),
+        ("parameter", ParameterScaling, "learned threshold from scaling_init"),
+        (
+            "parameter_from_stats",
+            ByRole(default=ParameterFromStatsFromParameterScaling, act=ParameterFromRuntimeStatsScaling),
+            "learned threshold initialized from statistics (weights) / collected for collect_stats_steps",
+        ),
+        ("he", HeScaling, "sqrt(2 / fan_in)"),
     )
-    registry.add(
-        "scaling",
-        "affine_stats",
-        ByRole(default=AffineStatsScaling, act=AffineRuntimeStatsScaling),
-        description="statistic times a learned affine",
-    )
-    registry.add("scaling", "parameter", ParameterScaling, description="learned threshold from scaling_init")
-    registry.add(
-        "scaling",
-        "parameter_from_stats",
-        ByRole(default=ParameterFromStatsFromParameterScaling, act=ParameterFromRuntimeStatsScaling),
-        description="learned threshold initialized from statistics (weights) / collected for collect_stats_steps",
-    )
-    registry.add("scaling", "he", HeScaling, description="sqrt(2 / fan_in)")
+    for name, block, description in blocks:
+        registry.add("scaling", name, block, description=description)

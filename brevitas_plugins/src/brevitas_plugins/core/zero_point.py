@@ -37,7 +37,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,10 +44,10 @@ import torch
 from torch import Tensor, nn
 
 from brevitas.core.zero_point import ZeroPointImpl, ZeroZeroPoint
-from brevitas.errors import ConfigError
 from brevitas.function.ops import max_int, min_int, tensor_clamp
 from brevitas.function.ste import abs_binary_sign_grad, round_ste
 from brevitas.plugins.registry import ByRole, Registry
+from brevitas_plugins.core.scaling import _check_init_value, _ForgetMissingKeysMixin, _LearnedFromTrackedStatsMixin
 from brevitas_plugins.core.stats import (
     CollectThenLearnMixin,
     NegativeMinOrZero,
@@ -57,7 +56,6 @@ from brevitas_plugins.core.stats import (
     TrackedParametersMixin,
     as_shape,
     check_momentum,
-    forget_missing_keys,
     stats_output_shape,
 )
 
@@ -99,26 +97,19 @@ def zero_point_from_offset(
 
 
 def _check_offset_init(zero_point_init: object, shape: tuple[int, ...]) -> Tensor:
-    try:
-        value = torch.as_tensor(zero_point_init, dtype=torch.float32).detach().clone()
-    except (TypeError, ValueError, RuntimeError):
-        raise ConfigError(f"zero_point_init must be a number or tensor >= 0, got {zero_point_init!r}") from None
-    if value.numel() == 0 or not bool(torch.all(torch.isfinite(value) & (value >= 0))):
-        raise ConfigError(
-            f"zero_point_init must be >= 0: it is the offset -min(x) in the units of x (0 for a range starting "
-            f"at 0), not the integer zero point; got {zero_point_init!r}"
-        )
-    if value.numel() == math.prod(shape):
-        return value.reshape(shape)
-    try:
-        return value.expand(shape).clone()
-    except RuntimeError:
-        raise ConfigError(
-            f"zero_point_init has shape {tuple(value.shape)}, which does not fit zero_point_shape {shape}"
-        ) from None
+    return _check_init_value(
+        zero_point_init,
+        shape,
+        name="zero_point_init",
+        shape_name="zero_point_shape",
+        allow_zero=True,
+        type_msg="zero_point_init must be a number or tensor >= 0, got",
+        range_msg="zero_point_init must be >= 0: it is the offset -min(x) in the units of x (0 for a range starting "
+        "at 0), not the integer zero point; got",
+    )
 
 
-class _OffsetZeroPoint(ZeroPointImpl):
+class _OffsetZeroPoint(_ForgetMissingKeysMixin, ZeroPointImpl):
     """Integer range and the offset-to-integer conversion shared by the blocks here."""
 
     def __init__(self, signed: bool, narrow_range: bool) -> None:
@@ -230,6 +221,10 @@ class StatsFromParameterZeroPoint(TrackedParametersMixin, _StatsZeroPoint):
             stats_reduce_dim,
         )
         self._init_tracked(tracked_parameter_list, self.zero_point_shape, shape_name="zero_point_shape")
+        self._init_extra()
+
+    def _init_extra(self) -> None:
+        """What a subclass adds at the end of the constructor (same arguments, no constructor of its own)."""
 
     def forward(self, x: Tensor, scale: Tensor, bit_width: Tensor) -> Tensor:
         return self._zero_point(self.parameter_list_stats(), scale, bit_width)
@@ -276,23 +271,8 @@ class ParameterZeroPoint(_OffsetZeroPoint):
     def forward(self, x: Tensor, scale: Tensor, bit_width: Tensor) -> Tensor:
         return self._zero_point(self._from_stored(self.value), scale, bit_width)
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
 
-
-class ParameterFromStatsZeroPoint(StatsFromParameterZeroPoint):
+class ParameterFromStatsZeroPoint(_LearnedFromTrackedStatsMixin, StatsFromParameterZeroPoint):
     """A learned zero point initialized from the statistic of the tracked parameters.
 
     Registry name ``parameter_from_stats`` (weights). The parameter ``value``
@@ -313,54 +293,11 @@ class ParameterFromStatsZeroPoint(StatsFromParameterZeroPoint):
         tensor(5., grad_fn=<WhereBackward0>)
     """
 
-    def __init__(
-        self,
-        zero_point_stats_impl: nn.Module | None = None,
-        zero_point_stats_input_view_shape_impl: nn.Module | None = None,
-        tracked_parameter_list: Sequence[Tensor] | None = None,
-        zero_point_shape: Sequence[int] | None = None,
-        signed: bool = False,
-        narrow_range: bool = False,
-        scaling_shape: Sequence[int] | None = None,
-        scaling_stats_input_view_shape_impl: nn.Module | None = None,
-        stats_reduce_dim: int | None = None,
-    ) -> None:
-        super().__init__(
-            zero_point_stats_impl,
-            zero_point_stats_input_view_shape_impl,
-            tracked_parameter_list,
-            zero_point_shape,
-            signed,
-            narrow_range,
-            scaling_shape,
-            scaling_stats_input_view_shape_impl,
-            stats_reduce_dim,
-        )
-        with torch.no_grad():
-            self.value = nn.Parameter(self.parameter_list_stats().detach().clone())
-
-    def reinit(self) -> None:
-        """Set ``value`` from the statistic of the tracked tensors as they are now."""
-        with torch.no_grad():
-            self.value.copy_(self.parameter_list_stats().to(self.value.dtype))
+    def _init_extra(self) -> None:
+        self._init_value_from_stats()
 
     def forward(self, x: Tensor, scale: Tensor, bit_width: Tensor) -> Tensor:
         return self._zero_point(self._from_stored(self.value), scale, bit_width)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
 
 
 class RuntimeStatsZeroPoint(RunningStatsMixin, _StatsZeroPoint):
@@ -424,21 +361,6 @@ class RuntimeStatsZeroPoint(RunningStatsMixin, _StatsZeroPoint):
 
     def forward(self, x: Tensor, scale: Tensor, bit_width: Tensor) -> Tensor:
         return self._zero_point(self.running_statistic(x), scale, bit_width)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
 
 
 class ParameterFromRuntimeStatsZeroPoint(CollectThenLearnMixin, _StatsZeroPoint):
@@ -506,36 +428,23 @@ class ParameterFromRuntimeStatsZeroPoint(CollectThenLearnMixin, _StatsZeroPoint)
     def forward(self, x: Tensor, scale: Tensor, bit_width: Tensor) -> Tensor:
         return self._zero_point(self.collected_statistic(x), scale, bit_width)
 
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        local_metadata: dict[str, Any],
-        strict: bool,
-        missing_keys: list[str],
-        unexpected_keys: list[str],
-        error_msgs: list[str],
-    ) -> None:
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        forget_missing_keys(self, prefix, missing_keys)
-
 
 def register(registry: Registry) -> None:
     """Add the ``zero_point`` names of ``brevitas.inject.enum.ZeroPointImplType``."""
-    registry.add("zero_point", "zero", ZeroZeroPoint, description="always 0 (symmetric quantization)")
-    registry.add(
-        "zero_point",
-        "stats",
-        ByRole(default=StatsFromParameterZeroPoint, act=RuntimeStatsZeroPoint),
-        description="-min of the weights every step / running -min of the activations",
+    blocks: tuple[tuple[str, Any, str], ...] = (
+        ("zero", ZeroZeroPoint, "always 0 (symmetric quantization)"),
+        (
+            "stats",
+            ByRole(default=StatsFromParameterZeroPoint, act=RuntimeStatsZeroPoint),
+            "-min of the weights every step / running -min of the activations",
+        ),
+        ("parameter", ParameterZeroPoint, "learned offset (zero_point_init)"),
+        (
+            "parameter_from_stats",
+            ByRole(default=ParameterFromStatsZeroPoint, act=ParameterFromRuntimeStatsZeroPoint),
+            "learned offset initialized from statistics (weights) / collected for collect_stats_steps",
+        ),
+        ("runtime_stats", RuntimeStatsZeroPoint, "running -min of the input"),
     )
-    registry.add("zero_point", "parameter", ParameterZeroPoint, description="learned offset (zero_point_init)")
-    registry.add(
-        "zero_point",
-        "parameter_from_stats",
-        ByRole(default=ParameterFromStatsZeroPoint, act=ParameterFromRuntimeStatsZeroPoint),
-        description="learned offset initialized from statistics (weights) / collected for collect_stats_steps",
-    )
-    registry.add("zero_point", "runtime_stats", RuntimeStatsZeroPoint, description="running -min of the input")
+    for name, block, description in blocks:
+        registry.add("zero_point", name, block, description=description)
