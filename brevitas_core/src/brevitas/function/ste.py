@@ -32,7 +32,6 @@ Example:
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -305,46 +304,9 @@ def _sum_product_to(a: Tensor, b: Tensor, shape: torch.Size) -> Tensor:
     return _sum_to(a * b, shape)
 
 
-class _Scratch(threading.local):
-    """Reusable CPU buffers for the temporaries of :class:`FakeQuantSteFn` (one set per thread).
-
-    A temporary the size of an activation, allocated and freed at every call,
-    costs more than the arithmetic on it on CPU: the C allocator returns the
-    memory to the system and the next call touches fresh pages (one page fault
-    per 4 KiB). Reusing a few buffers removes that. GPU allocators cache
-    already; compiled code plans its own buffers; so this is for eager CPU
-    calls only, on tensors between :data:`_SCRATCH_MIN_NUMEL` and
-    :data:`_SCRATCH_MAX_NUMEL` elements (at most three buffers of the largest
-    size seen are kept per thread).
-    """
-
-    def __init__(self) -> None:
-        self.buffers: dict[tuple[int, torch.dtype], Tensor] = {}
-
-    def take(self, slot: int, shape: torch.Size, dtype: torch.dtype) -> Tensor:
-        numel = math.prod(shape)
-        buf = self.buffers.get((slot, dtype))
-        if buf is None or buf.numel() < numel:
-            buf = torch.empty(numel, dtype=dtype)
-            self.buffers[(slot, dtype)] = buf
-        return buf[:numel].view(shape)
-
-
-_SCRATCH = _Scratch()
-#: temporaries from this many elements on come from :class:`_Scratch` (smaller ones are cheap to allocate)
-_SCRATCH_MIN_NUMEL = 1 << 15
-#: and up to this many (4M elements: 16 MiB in float32 per buffer)
-_SCRATCH_MAX_NUMEL = 1 << 22
-
-
-def _use_scratch(x: Tensor, *others: Tensor | None) -> bool:
-    return (
-        not torch.compiler.is_compiling()
-        and _SCRATCH_MIN_NUMEL <= x.numel() <= _SCRATCH_MAX_NUMEL
-        and x.device.type == "cpu"
-        and x.layout == torch.strided
-        and _expands_into(x, *others)
-    )
+#: below this many elements, :class:`FakeQuantSteFn` precomputes in forward what backward needs (weights,
+#: small activations: per-operation overhead dominates); from it on it keeps a one-byte mask (activations)
+_SMALL_NUMEL = 1 << 15
 
 
 def _fake_quant_values(x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor) -> Tensor:
@@ -384,14 +346,13 @@ class FakeQuantSteFn(torch.autograd.Function):
 
     Cost, by tensor size:
 
-    - tensors of at least :data:`_SCRATCH_MIN_NUMEL` elements (activations)
-      keep one byte per element for backward (``-1`` below the range, ``0``
+    - tensors of at least :data:`_SMALL_NUMEL` elements (activations) keep
+      one byte per element for backward (``-1`` below the range, ``0``
       inside, ``+1`` above): the gradient to ``x`` is one multiply by that
       mask, and the gradients to the scale and the zero-point recompute
       ``x / s`` from the saved input rather than keeping the output alive (a
-      caller may still modify the output in place, ``out += identity``).
-      Eager CPU calls take their temporaries from a small per-thread pool
-      (:class:`_Scratch`);
+      caller may still modify the output in place, ``out += identity``);
+      every step works in place on the fewest buffers;
     - smaller tensors (weights, small activations) are dominated by the
       per-operation overhead, so the forward also computes the mask and the
       per-element scale derivative and the backward is two products.
@@ -403,16 +364,13 @@ class FakeQuantSteFn(torch.autograd.Function):
     ) -> Tensor:
         needs = ctx.needs_input_grad
         ctx.x_shape = x.shape
-        ctx.small = x.numel() < _SCRATCH_MIN_NUMEL
+        ctx.small = x.numel() < _SMALL_NUMEL
         if not any(needs):
             ctx.save_for_backward(None, None, None, None, None, None, None)
             return _fake_quant_values(x, scale, zero_point, qmin, qmax)
         if ctx.small:
             return FakeQuantSteFn._forward_small(ctx, x, scale, zero_point, qmin, qmax)
-        if _use_scratch(x, scale, zero_point, qmin, qmax):
-            q = torch.div(x, scale, out=_SCRATCH.take(0, x.shape, torch.result_type(x, scale)))
-        else:
-            q = torch.div(x, scale)
+        q = torch.div(x, scale)
         if zero_point is not None:
             q = q.add_(zero_point) if _expands_into(q, zero_point) else q + zero_point
         q = q.round_()
@@ -453,27 +411,21 @@ class FakeQuantSteFn(torch.autograd.Function):
         g = grad_output
         grad_x = grad_scale = grad_zp = grad_qmin = grad_qmax = None
         if ctx.small:
-            d = rest[0]
-            if need_x or need_zp:
-                masked = g * inside
-        else:
-            # (not while building a graph of the backward: out= arguments are not differentiable)
-            pooled = not torch.is_grad_enabled() and _use_scratch(g, scale, zero_point, qmin, qmax)
-            pooled = pooled and g.shape == code.shape
-            # the mask, 1 inside the range and 0 outside, as g's dtype (a mixed-dtype product converts per use)
-            inside8 = torch.abs(code).neg_().add_(1)
-            inside = _SCRATCH.take(2, code.shape, g.dtype).copy_(inside8) if pooled else inside8.to(g.dtype)
-            if need_x or need_zp:
-                masked = g * inside
             if need_scale:
-                pooled = pooled and x.shape == g.shape
-                d = FakeQuantSteFn._scale_derivative(x, scale, zero_point, qmin, qmax, inside, pooled)
-        if need_x:
-            grad_x = _sum_to(masked, ctx.x_shape)
-        if need_zp:
-            grad_zp = _sum_to((g - masked).mul_(scale).neg_(), zero_point.shape)
-        if need_scale:
-            grad_scale = _sum_product_to(g, d, scale.shape)
+                grad_scale = _sum_product_to(g, rest[0], scale.shape)
+        else:
+            # the mask, 1 inside the range and 0 outside, in g's dtype (mixed-dtype products are slower)
+            inside = torch.abs(code).neg_().add_(1).to(g.dtype)
+            if need_scale:  # first, so that its temporaries are gone before the gradient to x is made
+                d = FakeQuantSteFn._scale_derivative(x, scale, zero_point, qmin, qmax, inside)
+                grad_scale = _sum_product_to(g, d, scale.shape)
+                del d
+        if need_x or need_zp:
+            masked = g * inside
+            if need_x:
+                grad_x = _sum_to(masked, ctx.x_shape)
+            if need_zp:
+                grad_zp = _sum_to((g - masked).mul_(scale).neg_(), zero_point.shape)
         if need_qmin:
             grad_qmin = _sum_to(g * torch.clamp(code, max=0).neg_() * scale, qmin.shape)
         if need_qmax:
@@ -482,19 +434,11 @@ class FakeQuantSteFn(torch.autograd.Function):
 
     @staticmethod
     def _scale_derivative(
-        x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor, inside: Tensor, pooled: bool
+        x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor, inside: Tensor
     ) -> Tensor:
         """Per element ``(clamp(round(x/s + z)) - z) - (x/s) * inside``, recomputed from ``x``."""
-        if pooled:
-            x_over_s = torch.div(x, scale, out=_SCRATCH.take(0, x.shape, torch.result_type(x, scale)))
-            d = _SCRATCH.take(1, x.shape, x_over_s.dtype)
-            if zero_point is not None:
-                d = torch.add(x_over_s, zero_point, out=d).round_()
-            else:
-                d = torch.round(x_over_s, out=d)
-        else:
-            x_over_s = torch.div(x, scale)
-            d = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
+        x_over_s = torch.div(x, scale)
+        d = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
         d = _clamp(d, qmin, qmax, inplace=True)
         if zero_point is not None:
             d = d.sub_(zero_point)

@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from brevitas import config
 from brevitas.errors import BrevitasError, ConfigError, InjectionError, add_context
 from brevitas.quant_tensor import QuantTensor
 
@@ -440,7 +441,27 @@ class QuantProxy(nn.Module):
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_injector"] = None  # classes made by let() do not pickle; rebuilt on demand
+        state.pop("_jit_tensor_quant", None)  # compiled code does not pickle; recompiled on demand
         return state
+
+    def _tensor_quant_fn(self) -> Any:
+        """What ``forward`` calls: ``tensor_quant``, compiled with ``torch.compile`` under ``BREVITAS_JIT=1``.
+
+        The compiled wrapper is made at the first call with the flag set and
+        kept outside the module tree (``state_dict`` and the module's children
+        are unchanged); a rebuilt ``tensor_quant`` gets a new one. Inside code
+        that is already being compiled or traced (a compiled model,
+        ``torch.export``, ``torch.jit.trace``, ``torch.fx``) the module itself
+        is returned, so the outer tracer sees through it.
+        """
+        tensor_quant = self.tensor_quant
+        if tensor_quant is None or not config.jit_enabled() or _tracing():
+            return tensor_quant
+        cached = self.__dict__.get("_jit_tensor_quant")
+        if cached is None or cached[0] is not tensor_quant:
+            cached = (tensor_quant, torch.compile(tensor_quant))
+            self.__dict__["_jit_tensor_quant"] = cached  # not an attribute nn.Module registers
+        return cached[1]
 
     def extra_repr(self) -> str:
         ref = self._quant_ref
@@ -450,6 +471,15 @@ class QuantProxy(nn.Module):
         parts = [f"quant={name}"]
         parts += [f"{k}={v!r}" for k, v in ref.overrides.items()]
         return ", ".join(parts)
+
+
+def _tracing() -> bool:
+    """Whether a compiler or tracer is running (``torch.compile``/``export``, ``jit.trace``, ``fx``)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+    return is_fx_symbolic_tracing()
 
 
 def _check_quantizer(quant: Any, proxy_name: str, layer: nn.Module | None) -> None:

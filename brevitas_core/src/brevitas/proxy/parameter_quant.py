@@ -100,7 +100,7 @@ class WeightQuantProxy(QuantProxy):
 
     def _quantize(self, x: Tensor) -> Any:
         try:
-            value, scale, zero_point, bit_width = self.tensor_quant(x)  # type: ignore[misc]
+            value, scale, zero_point, bit_width = self._tensor_quant_fn()(x)
         except Exception as exc:
             self._forward_error(exc)
             raise
@@ -197,7 +197,7 @@ class BiasQuantProxy(QuantProxy):
 
     def forward(self, x: Tensor, input_scale: Tensor | None = None, input_bit_width: Tensor | None = None) -> Any:
         """Quantize the bias ``x``; see the class docstring for ``input_scale`` / ``input_bit_width``."""
-        tensor_quant = self.tensor_quant
+        tensor_quant = self._tensor_quant_fn()
         if tensor_quant is None:
             return make_quant_tensor(x, training=self.training)
         if self.requires_input_scale:

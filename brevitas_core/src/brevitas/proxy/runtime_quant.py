@@ -51,7 +51,7 @@ class ActQuantProxy(QuantProxy):
 
     def forward(self, x: Any) -> Any:
         """Quantize ``x`` (a tensor or a QuantTensor, whose metadata is then replaced)."""
-        tensor_quant = self.tensor_quant
+        tensor_quant = self._tensor_quant_fn()
         if tensor_quant is None:
             if _is_quant_tensor(x):
                 return x
@@ -132,7 +132,7 @@ class _AccQuantProxy(QuantProxy):
 
     def forward(self, x: Any) -> Any:
         """Re-quantize the valid QuantTensor ``x``; a disabled proxy returns ``x`` unchanged."""
-        tensor_quant = self.tensor_quant
+        tensor_quant = self._tensor_quant_fn()
         if tensor_quant is None:
             return x
         if not _is_quant_tensor(x) or not x.is_valid:

@@ -195,6 +195,7 @@ class RescalingIntQuant(TensorQuant):
         self.zero_point_impl = zero_point_impl
         self.bit_width_impl = bit_width_impl
         self._range_cache: tuple[Tensor, int, tuple[Tensor, Tensor, Tensor]] | None = None
+        _int_scalings()  # resolved now, not inside a compiled forward (a global changing there recompiles)
 
     def _is_fast(self) -> bool:
         """Standard integer core and integer scaling: ``forward`` may fuse them (same values and gradients)."""

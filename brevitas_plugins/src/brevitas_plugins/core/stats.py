@@ -659,10 +659,8 @@ class CollectThenLearnMixin:
             from_buffer = self._from_stat(self.buffer)  # type: ignore[attr-defined]
             return torch.where(self.counter < steps, from_buffer, self._from_stored(self.value))  # type: ignore[attr-defined]
         # eager: the Python count-down says whether this batch still collects (then `value` is not in the
-        # graph, as in the original Brevitas, and the output's gradient reaches only x); compiled: torch.where.
-        # Across ranks too: DistributedDataParallel expects `value` in every step's graph (a zero gradient
-        # while collecting), else it needs find_unused_parameters=True
-        left = None if torch.compiler.is_compiling() or _world_size() > 1 else self._collect_steps_left()
+        # graph, as in the original Brevitas, and the output's gradient reaches only x); compiled: torch.where
+        left = None if torch.compiler.is_compiling() else self._collect_steps_left()
         if left == 0:
             return self._from_stored(self.value)  # type: ignore[attr-defined]
         stat = distributed_statistic(
@@ -684,6 +682,8 @@ class CollectThenLearnMixin:
         from_stat = self._from_stat(torch.where(finite, stat, self.buffer))  # type: ignore[attr-defined]
         if left is not None:
             self._steps_left = left - 1 if left > 1 else None
+            if _world_size() > 1:  # DistributedDataParallel wants every parameter in the graph: `value` joins
+                return torch.where(finite.new_ones(()), from_stat, self._from_stored(self.value))  # with grad 0
             return from_stat
         return torch.where(collecting, from_stat, self._from_stored(self.value))  # type: ignore[attr-defined]
 
@@ -1003,22 +1003,34 @@ _BLOCK = 128
 _MAX_EDGE_RANK = 64
 
 
-def _edge_index(v: Tensor, m: int) -> Tensor:
-    """Position along the last axis of the ``m``-th largest value of each row of ``v`` (2-D, no grad).
+def _edge_index(rows: Tensor, m: int, how: str) -> Tensor:
+    """Position along the last axis of the ``m``-th largest key of each row of ``rows`` (2-D, no grad).
 
-    Exact, in about one pass: split each row into blocks of ``_BLOCK``, keep
-    the ``m`` blocks with the largest maxima plus the ragged tail, and take the
-    ``m``-th largest among those candidates. Every value at or above the true
-    ``m``-th largest either lies in a kept block or in a block whose maximum
-    is no larger than each kept block's, so the ``m`` kept maxima already
-    reach it: the candidates hold the answer.
+    The key of a value ``v`` is ``|v|`` (``how="abs"``), ``v`` (``"max"``) or
+    ``-v`` (``"min"``, for the ``m``-th smallest value). Exact, in about one
+    pass and without a full-size temporary: split each row into blocks of
+    ``_BLOCK``, keep the ``m`` blocks with the largest key maxima plus the
+    ragged tail, and take the ``m``-th largest key among those candidates.
+    Every key at or above the true ``m``-th largest either lies in a kept
+    block or in a block whose maximum is no larger than each kept block's,
+    so the ``m`` kept maxima already reach it: the candidates hold the answer.
     """
-    rows, n = v.shape
+    n_rows, n = rows.shape
     blocks = n // _BLOCK
-    main = v[:, : blocks * _BLOCK].reshape(rows, blocks, _BLOCK)
-    top_blocks = torch.topk(torch.amax(main, dim=2), m, dim=1).indices  # (rows, m)
-    picked = torch.gather(main, 1, top_blocks.unsqueeze(2).expand(rows, m, _BLOCK)).reshape(rows, m * _BLOCK)
-    candidates = torch.cat([picked, v[:, blocks * _BLOCK :]], dim=1)
+    main = rows[:, : blocks * _BLOCK].reshape(n_rows, blocks, _BLOCK)
+    if how == "abs":  # (amax and amin: two fast reductions; aminmax is much slower on CPU)
+        block_keys = torch.maximum(torch.amax(main, dim=2), torch.amin(main, dim=2).neg_())
+    elif how == "max":
+        block_keys = torch.amax(main, dim=2)
+    else:
+        block_keys = torch.amin(main, dim=2).neg_()
+    top_blocks = torch.topk(block_keys, m, dim=1).indices  # (rows, m)
+    picked = torch.gather(main, 1, top_blocks.unsqueeze(2).expand(n_rows, m, _BLOCK)).reshape(n_rows, m * _BLOCK)
+    candidates = torch.cat([picked, rows[:, blocks * _BLOCK :]], dim=1)
+    if how == "abs":
+        candidates = candidates.abs_()
+    elif how == "min":
+        candidates = candidates.neg_()
     pos = torch.topk(candidates, m, dim=1).indices[:, m - 1 :]  # (rows, 1)
     in_block = pos < m * _BLOCK
     block = torch.gather(top_blocks, 1, torch.where(in_block, pos // _BLOCK, 0))
@@ -1041,13 +1053,16 @@ def _order_statistic(x: Tensor, k: int, dim: int | None, *, absolute: bool = Fal
     n = rows.shape[1]
     with torch.no_grad():
         v = rows.detach()
-        if absolute:
-            v = torch.abs(v)
         from_top = n - k + 1
         if min(k, from_top) <= _MAX_EDGE_RANK and n >= 4 * _MAX_EDGE_RANK * _BLOCK:
-            index = _edge_index(v, from_top) if from_top <= k else _edge_index(torch.neg(v), k)
+            if from_top <= k:
+                index = _edge_index(v, from_top, "abs" if absolute else "max")
+            elif not absolute:
+                index = _edge_index(v, k, "min")
+            else:  # the k-th smallest |x|, k small: no shortcut for the smallest magnitudes
+                index = torch.kthvalue(torch.abs(v), k, dim=1, keepdim=True).indices
         else:
-            index = torch.kthvalue(v, k, dim=1, keepdim=True).indices
+            index = torch.kthvalue(torch.abs(v) if absolute else v, k, dim=1, keepdim=True).indices
     value = torch.gather(rows, 1, index)
     if absolute:
         value = torch.abs(value)
