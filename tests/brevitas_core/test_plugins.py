@@ -242,3 +242,21 @@ def test_python_dash_m_brevitas_runs():
     out = subprocess.run([sys.executable, "-m", "brevitas", "plugins"], capture_output=True, text=True, check=False)
     assert out.returncode == 0
     assert "brevitas-plugins" in out.stdout
+
+
+def test_every_hook_specification_is_exercised_by_these_tests():
+    """Meta-test: a hook added to hookspecs must get a test here."""
+    import inspect
+    from pathlib import Path
+
+    from brevitas.plugins import hookspecs
+
+    specs = [
+        name
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if hasattr(fn, f"{hookspecs.PROJECT_NAME}_spec")
+    ]
+    assert specs == ["brevitas_register"]
+    source = Path(__file__).read_text()
+    for name in specs:
+        assert source.count(f"def {name}(") >= 3, f"hook {name} has no plugin implementing it in the tests"
