@@ -164,6 +164,25 @@ def test_unknown_name_names_the_distribution_that_provides_it(fresh_plugins):
         registry.get("exporter", "qonnx")
 
 
+def test_unknown_name_of_a_blocked_installed_distribution_says_it_is_blocked(fresh_plugins, monkeypatch):
+    monkeypatch.setenv("BREVITAS_PLUGINS_BLOCKED", "finn")
+    registry = brevitas.plugins.get_registry()
+    with pytest.raises(UnknownNameError) as err:
+        registry.get("exporter", "qonnx")
+    msg = str(err.value)
+    assert "'qonnx' is provided by brevitas-export-finn, which is installed" in msg
+    assert "its plugin 'finn' is blocked by BREVITAS_PLUGINS_BLOCKED" in msg
+    assert "pip install" not in msg
+
+
+def test_unknown_name_of_a_failed_plugin_says_it_failed():
+    reg = Registry()
+    reg.hint("exporter", "mine", "my-dist")
+    reg.note_unavailable("my-dist", "its plugin 'mine' failed: import failed: ImportError: boom")
+    with pytest.raises(UnknownNameError, match="which is installed but its plugin 'mine' failed: import failed"):
+        reg.get("exporter", "mine")
+
+
 def test_duplicate_in_registry_names_both_providers():
     reg = Registry()
     reg.add("stats_op", "Max", object, provider="first")

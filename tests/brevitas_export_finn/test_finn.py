@@ -10,7 +10,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from onnx import numpy_helper
+from _common import DOMAIN, export_and_run
+from _common import attrs as _attrs
+from _common import initializer as _init
+from _common import ops as _ops
+from _common import reference as _reference
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.transformation.fold_constants import FoldConstants
@@ -45,32 +49,9 @@ from brevitas_export_finn.runtime import run
 from brevitas_plugins.core.float_to_int import TensorClamp
 from brevitas_plugins.core.quant import ClampQuant
 
-DOMAIN = "qonnx.custom_op.general"
-
-
-def _reference(model: nn.Module, *inputs: Any) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        out = model(*inputs)
-    return getattr(out, "value", out).numpy()
-
 
 def _export_and_run(model: nn.Module, x: Any, **options: Any) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
-    expected = _reference(model, x)
-    exported = bx.export(model, x, exporter="finn", **options)
-    return exported, run(exported, x)[0], expected
-
-
-def _ops(m: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in m.graph.node]
-
-
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _init(m: onnx.ModelProto, name: str) -> np.ndarray:
-    return numpy_helper.to_array(next(t for t in m.graph.initializer if t.name == name))
+    return export_and_run(model, x, "finn", **options)
 
 
 def _refusal(model: nn.Module, x: Any, **options: Any) -> list[Any]:

@@ -11,6 +11,10 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from _common import DOMAIN, export_and_run
+from _common import attrs as _attrs
+from _common import ops as _ops
+from _common import reference as _reference
 from onnx import numpy_helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
@@ -38,28 +42,9 @@ from brevitas.quant.shifted_scaled_int import ShiftedUint8ActPerTensorFloat, Shi
 from brevitas.quant.ternary import SignedTernaryActPerTensorConst, SignedTernaryWeightPerTensorConst
 from brevitas_export_finn.runtime import run
 
-DOMAIN = "qonnx.custom_op.general"
-
-
-def _reference(model: nn.Module, *inputs: Any) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        out = model(*inputs)
-    return getattr(out, "value", out).numpy()
-
 
 def _export_and_run(model: nn.Module, x: Any, **options: Any) -> tuple[onnx.ModelProto, np.ndarray, np.ndarray]:
-    expected = _reference(model, x)
-    exported = bx.export(model, x, exporter="qonnx", **options)
-    return exported, run(exported, x)[0], expected
-
-
-def _ops(m: onnx.ModelProto) -> list[str]:
-    return [n.op_type for n in m.graph.node]
-
-
-def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return export_and_run(model, x, "qonnx", **options)
 
 
 def _const_act(bits: int, signed: bool, narrow: bool) -> nn.Module:

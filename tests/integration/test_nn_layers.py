@@ -723,3 +723,25 @@ def test_linear_accumulator_is_exact_and_fits_its_bit_width(
     assert torch.equal(out.int().double(), exact)
     half = 2 ** (int(out.bit_width) - 1)
     assert bool((exact >= -half).all()) and bool((exact <= half - 1).all())
+
+
+# ---------------------------------------------------------------------------
+# A bias quantized on the accumulator grid cannot follow a per-channel input scale
+# ---------------------------------------------------------------------------
+
+
+def test_int8_bias_after_a_per_channel_input_says_the_input_scale_is_per_channel() -> None:
+    fc = qnn.QuantLinear(4, 3, bias=True, bias_quant=Int8Bias)
+    scale = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    zero = torch.zeros(())
+    x = QuantTensor(torch.randint(-8, 8, (2, 4)).float() * scale, scale, zero, torch.tensor(8.0), signed=True)
+    with pytest.raises(ConfigError) as err:
+        fc(x)
+    msg = str(err.value)
+    assert "input scale is per-channel" in msg
+    assert "unknown" not in msg
+    assert "Int8ActPerTensorFloat" in msg and "Int8BiasPerTensorFloatInternalScaling" in msg
+    with pytest.raises(ConfigError, match="input scale is per-channel"):
+        fc.quant_bias(input_scale=scale)
+    with pytest.raises(ConfigError, match="input scale is unknown"):  # no scale at all keeps its own message
+        fc(torch.randn(2, 4))

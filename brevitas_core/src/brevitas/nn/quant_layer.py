@@ -371,7 +371,8 @@ class QuantWeightBiasInputOutputLayer(QuantLayerMixin, _InputOutputAccessors):
         if bias is not None and bias_quant.tensor_quant is not None:
             if bias_quant.requires_input_scale:
                 if acc_scale is None:
-                    raise bias_quant.missing_scale_error(weight_quantized=qw is not None)
+                    per_channel = in_qt is not None and in_qt.scale is not None and in_qt.scale.numel() != 1
+                    raise bias_quant.missing_scale_error(weight_quantized=qw is not None, per_channel_input=per_channel)
                 acc_bw = None
                 if bias_quant.requires_input_bit_width:
                     if in_qt is None or in_qt.bit_width is None:
@@ -457,7 +458,7 @@ class QuantWeightBiasInputOutputLayer(QuantLayerMixin, _InputOutputAccessors):
         if qw.scale is None:
             raise proxy.missing_scale_error(weight_quantized=False)
         if input_scale is None or input_scale.numel() != 1:
-            raise proxy.missing_scale_error()
+            raise proxy.missing_scale_error(per_channel_input=input_scale is not None)
         acc_scale = input_scale.reshape(()) * qw.scale
         acc_bw = None
         if proxy.requires_input_bit_width:

@@ -156,10 +156,12 @@ class PluginManager:
         if info.name in blocked:
             info.status = "blocked"
             info.error = "listed in BREVITAS_PLUGINS_BLOCKED"
+            self._note_unavailable(info, f"its plugin {info.name!r} is blocked by BREVITAS_PLUGINS_BLOCKED")
             return
         if autoload_off and _canonical_dist(dist_name) not in FIRST_PARTY_DISTRIBUTIONS:
             info.status = "disabled"
             info.error = "BREVITAS_DISABLE_PLUGIN_AUTOLOAD=1; register it with brevitas.plugins.register()"
+            self._note_unavailable(info, f"its plugin {info.name!r} is disabled: {info.error}")
             return
         try:
             module = ep.load()
@@ -171,11 +173,16 @@ class PluginManager:
     def _fail(self, info: PluginInfo, message: str, exc: BaseException | None) -> None:
         info.status = "failed"
         info.error = message
+        self._note_unavailable(info, f"its plugin {info.name!r} failed: {message}")
         log.warning(
             "brevitas plugin %r from distribution %r failed and was skipped: %s", info.name, info.distribution, message
         )
         if exc is not None and config.verbose():
             log.warning("".join(traceback.format_exception(exc)))
+
+    def _note_unavailable(self, info: PluginInfo, reason: str) -> None:
+        if info.distribution not in ("?", "code"):
+            self.registry.note_unavailable(_canonical_dist(info.distribution), reason)
 
     def _register_object(self, obj: Any, info: PluginInfo) -> None:
         try:

@@ -125,6 +125,8 @@ class Registry:
         self._entries: dict[tuple[str, str], Entry] = {}
         #: name -> distribution known to provide it when installed, for hints
         self._hints: dict[tuple[str, str], str] = {}
+        #: distribution -> why its installed plugin registered nothing, for hints
+        self._unavailable: dict[str, str] = {}
         #: set by the plugin manager while a plugin registers
         self.current_provider: str = "code"
 
@@ -166,6 +168,20 @@ class Registry:
     def hint(self, kind: str, name: str, distribution: str) -> None:
         """Record that ``distribution`` provides ``(kind, name)`` when installed."""
         self._hints[(normalize(kind), normalize(name))] = distribution
+
+    def note_unavailable(self, distribution: str, reason: str) -> None:
+        """Record that ``distribution`` is installed but its plugin registered nothing, and why.
+
+        Looking up a name it provides then says so instead of "pip install".
+
+        Example:
+            >>> reg = Registry()
+            >>> reg.hint("exporter", "mine", "my-dist")
+            >>> reg.note_unavailable("my-dist", "its plugin 'mine' failed: boom")
+            >>> "which is installed but its plugin 'mine' failed" in reg._unknown_message("exporter", "mine")
+            True
+        """
+        self._unavailable[distribution] = reason
 
     def remove(self, kind: str, name: str) -> None:
         """Forget ``(kind, name)`` (tests, or a plugin unloading itself)."""
@@ -245,6 +261,8 @@ class Registry:
             if kind not in KINDS:
                 msg += f" Known kinds: {', '.join(KINDS)}."
         dist = self._hints.get((kind, name))
-        if dist:
+        if dist and dist in self._unavailable:
+            msg += f" {name!r} is provided by {dist}, which is installed but {self._unavailable[dist]}."
+        elif dist:
             msg += f" {name!r} is provided by the distribution {dist!r}: pip install {dist}."
         return msg

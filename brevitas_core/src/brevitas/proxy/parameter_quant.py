@@ -179,9 +179,23 @@ class BiasQuantProxy(QuantProxy):
         self.requires_input_scale = bool(_declared(injector, "requires_input_scale", False))
         self.requires_input_bit_width = bool(_declared(injector, "requires_input_bit_width", False))
 
-    def missing_scale_error(self, weight_quantized: bool = True) -> ConfigError:
-        """The error raised when the input scale (or the weight scale) is needed and unknown."""
+    def missing_scale_error(self, weight_quantized: bool = True, per_channel_input: bool = False) -> ConfigError:
+        """The error raised when the input scale (or the weight scale) is needed and unusable.
+
+        Args:
+            weight_quantized: False when the weight has no scale (weight_quant=None).
+            per_channel_input: True when the input scale is known but holds one value
+                per channel, which has no single accumulator grid for the bias.
+        """
         quant = getattr(self.quant, "__qualname__", "the bias quantizer")
+        if weight_quantized and per_channel_input:
+            return ConfigError(
+                f"{self.describe_owner()}: bias quantizer {quant} scales the bias with input scale x weight scale, "
+                f"but the input scale is per-channel (one value per input channel), and the channels are summed "
+                f"together, so the accumulator has no single scale. Quantize the input per tensor "
+                f"(input_quant=Int8ActPerTensorFloat, or a per-tensor act_quant on the layer before), or use a bias "
+                f"quantizer with its own scale (bias_quant=Int8BiasPerTensorFloatInternalScaling)"
+            )
         if not weight_quantized:
             return ConfigError(
                 f"{self.describe_owner()}: bias quantizer {quant} scales the bias with input scale x weight scale, "
