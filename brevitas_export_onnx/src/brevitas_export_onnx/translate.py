@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from brevitas.export.base import Problem
 from brevitas.export.description import QuantDescription
-from brevitas.export.trace import TracedModel, is_quant_layer, is_tensor_like, tensor_value
+from brevitas.export.trace import TracedModel, is_quant_layer, is_tensor_like, quant_layer_kinds, tensor_value
 from brevitas_export_onnx.float_ops import _FUNCTIONS, _METHODS, FloatOps, _np_dtype
 from brevitas_export_onnx.graph import BATCH, GraphBuilder
 from brevitas_export_onnx.values import Const, Ref, Unsupported
@@ -546,37 +546,9 @@ class OnnxTranslator(FloatOps):
 
 
 def _default_module_table() -> dict[type, str]:
-    from brevitas.nn import (
-        ClampQuantAccumulator,
-        QuantAdaptiveAvgPool2d,
-        QuantAvgPool2d,
-        QuantCat,
-        QuantDropout,
-        QuantEltwiseAdd,
-        QuantMaxPool1d,
-        QuantMaxPool2d,
-        QuantNonLinearActLayer,
-        QuantUpsample,
-        QuantWeightBiasInputOutputLayer,
-        TruncQuantAccumulator,
-    )
-    from brevitas.proxy import QuantProxy
-
     return {
         # brevitas.nn
-        QuantWeightBiasInputOutputLayer: "mod_weight_layer",
-        QuantNonLinearActLayer: "mod_act_layer",
-        QuantEltwiseAdd: "mod_eltwise_add",
-        QuantCat: "mod_cat",
-        QuantMaxPool1d: "mod_passthrough_layer",
-        QuantMaxPool2d: "mod_passthrough_layer",
-        QuantAvgPool2d: "mod_passthrough_layer",
-        QuantAdaptiveAvgPool2d: "mod_passthrough_layer",
-        QuantUpsample: "mod_passthrough_layer",
-        QuantDropout: "mod_passthrough_layer",
-        TruncQuantAccumulator: "mod_passthrough_layer",
-        ClampQuantAccumulator: "mod_passthrough_layer",
-        QuantProxy: "mod_proxy",
+        **{cls: f"mod_{kind}" for cls, kind in quant_layer_kinds().items()},
         # torch.nn
         nn.Conv1d: "mod_conv",
         nn.Conv2d: "mod_conv",

@@ -38,7 +38,65 @@ from torch import Tensor, nn
 from brevitas.export.base import Problem
 from brevitas.export.description import ProxyCall, ProxyRecorder, QuantDescription
 
-__all__ = ["QuantTracer", "TracedModel", "is_quant_layer", "is_tensor_like", "tensor_value", "trace"]
+__all__ = [
+    "QuantTracer",
+    "TracedModel",
+    "is_quant_layer",
+    "is_tensor_like",
+    "quant_layer_kinds",
+    "tensor_value",
+    "trace",
+]
+
+
+def quant_layer_kinds() -> dict[type, str]:
+    """How exporters group Brevitas modules: class -> kind, looked up along a module's MRO.
+
+    Kinds: ``weight_layer`` (conv / linear with weight, bias, input and output
+    quantizers), ``act_layer``, ``eltwise_add``, ``cat``, ``passthrough_layer``
+    (pooling, upsampling, dropout, accumulators: a float op between quantizers)
+    and ``proxy`` (a quantizer called directly). Each exporter maps a kind to
+    its own translation, so a layer added here reaches every exporter.
+
+    Example:
+        >>> from brevitas.nn import QuantNonLinearActLayer
+        >>> quant_layer_kinds()[QuantNonLinearActLayer]
+        'act_layer'
+    """
+    from brevitas.nn import (
+        ClampQuantAccumulator,
+        QuantAdaptiveAvgPool2d,
+        QuantAvgPool2d,
+        QuantCat,
+        QuantDropout,
+        QuantEltwiseAdd,
+        QuantMaxPool1d,
+        QuantMaxPool2d,
+        QuantNonLinearActLayer,
+        QuantUpsample,
+        QuantWeightBiasInputOutputLayer,
+        TruncQuantAccumulator,
+    )
+    from brevitas.proxy import QuantProxy
+
+    passthrough = (
+        QuantMaxPool1d,
+        QuantMaxPool2d,
+        QuantAvgPool2d,
+        QuantAdaptiveAvgPool2d,
+        QuantUpsample,
+        QuantDropout,
+        TruncQuantAccumulator,
+        ClampQuantAccumulator,
+    )
+    return {
+        QuantWeightBiasInputOutputLayer: "weight_layer",
+        QuantNonLinearActLayer: "act_layer",
+        QuantEltwiseAdd: "eltwise_add",
+        QuantCat: "cat",
+        **{cls: "passthrough_layer" for cls in passthrough},
+        QuantProxy: "proxy",
+    }
 
 
 def is_quant_layer(module: nn.Module) -> bool:

@@ -404,7 +404,10 @@ class RunningStatsMixin:
     def batch_statistic(self, x: Tensor) -> Tensor:
         """The statistic of ``x`` over every rank's batch, shaped like ``running_stats``."""
         return distributed_statistic(
-            x, self.stats_input_view_shape_impl, self.stats_impl, self.running_stats  # type: ignore[attr-defined]
+            x,
+            self.stats_input_view_shape_impl,
+            self.stats_impl,
+            self.running_stats,  # type: ignore[attr-defined]
         )
 
     def calibrate(self, mode: bool = True) -> None:
@@ -664,7 +667,10 @@ class CollectThenLearnMixin:
         if left == 0:
             return self._from_stored(self.value)  # type: ignore[attr-defined]
         stat = distributed_statistic(
-            x, self.stats_input_view_shape_impl, self.stats_impl, self.buffer  # type: ignore[attr-defined]
+            x,
+            self.stats_input_view_shape_impl,
+            self.stats_impl,
+            self.buffer,  # type: ignore[attr-defined]
         )
         collecting = self.counter < steps if left is None else None
         finite = torch.isfinite(stat).all()  # NaN / Inf input or empty batch: skipped, not folded in
@@ -725,6 +731,9 @@ class OverOutputChannelView(QuantBlock):
         torch.Size([8, 12])
     """
 
+    #: the channel axis when ``permute_dims`` is ``None``
+    channel_dim: int = 0
+
     def __init__(self, permute_dims: Sequence[int] | None = None) -> None:
         super().__init__()
         self.permute_dims = _as_permute_dims(permute_dims)
@@ -737,13 +746,15 @@ class OverOutputChannelView(QuantBlock):
                 x = x.permute(self.permute_dims)
             else:
                 x = x.movedim(self.permute_dims[0], 0)
+        elif self.channel_dim and x.dim() > self.channel_dim:
+            x = x.movedim(self.channel_dim, 0)
         return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: a zero-size batch keeps its C
 
     def extra_repr(self) -> str:
         return f"permute_dims={self.permute_dims}"
 
 
-class OverBatchOverOutputChannelView(QuantBlock):
+class OverBatchOverOutputChannelView(OverOutputChannelView):
     """Activations ``(N, C, ...)`` -> ``(C, N * ...)``: one statistic per channel over the batch.
 
     Args:
@@ -762,24 +773,7 @@ class OverBatchOverOutputChannelView(QuantBlock):
         torch.Size([3, 35])
     """
 
-    def __init__(self, permute_dims: Sequence[int] | None = None) -> None:
-        super().__init__()
-        self.permute_dims = _as_permute_dims(permute_dims)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 0:
-            return x.reshape(1, 1)
-        if self.permute_dims is not None:
-            if len(self.permute_dims) == x.dim():
-                x = x.permute(self.permute_dims)
-            else:
-                x = x.movedim(self.permute_dims[0], 0)
-        elif x.dim() >= 2:
-            x = x.movedim(1, 0)
-        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # not -1: a zero-size batch keeps its C
-
-    def extra_repr(self) -> str:
-        return f"permute_dims={self.permute_dims}"
+    channel_dim = 1
 
 
 # ---------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from brevitas.export.base import ExportCheckError, Exporter, Problem
 from brevitas.export.description import QuantDescription
-from brevitas.export.trace import TracedModel, is_quant_layer, is_tensor_like, tensor_value, trace
+from brevitas.export.trace import TracedModel, is_quant_layer, is_tensor_like, quant_layer_kinds, tensor_value, trace
 from brevitas.plugins.registry import Registry
 from brevitas_plugins.export.modules import (
     FakeQuant,
@@ -329,37 +329,7 @@ class TorchQuantizedConverter:
 
 
 def _default_modules() -> dict[type, str]:
-    from brevitas.nn import (
-        ClampQuantAccumulator,
-        QuantAdaptiveAvgPool2d,
-        QuantAvgPool2d,
-        QuantCat,
-        QuantDropout,
-        QuantEltwiseAdd,
-        QuantMaxPool1d,
-        QuantMaxPool2d,
-        QuantNonLinearActLayer,
-        QuantUpsample,
-        QuantWeightBiasInputOutputLayer,
-        TruncQuantAccumulator,
-    )
-    from brevitas.proxy import QuantProxy
-
-    return {
-        QuantWeightBiasInputOutputLayer: "weight_layer",
-        QuantNonLinearActLayer: "act_layer",
-        QuantEltwiseAdd: "eltwise_add",
-        QuantCat: "cat",
-        QuantMaxPool1d: "passthrough_layer",
-        QuantMaxPool2d: "passthrough_layer",
-        QuantAvgPool2d: "passthrough_layer",
-        QuantAdaptiveAvgPool2d: "passthrough_layer",
-        QuantUpsample: "passthrough_layer",
-        QuantDropout: "passthrough_layer",
-        TruncQuantAccumulator: "passthrough_layer",
-        ClampQuantAccumulator: "passthrough_layer",
-        QuantProxy: "proxy",
-    }
+    return quant_layer_kinds()
 
 
 def _export_inputs(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
@@ -435,7 +405,6 @@ class TorchQuantizedExporter(Exporter):
             out = artifact.module()(*[tensor_value(i) if is_tensor_like(i) else i for i in inputs])
         flat = list(out) if isinstance(out, (tuple, list)) else [out]
         return [o.detach().cpu().numpy() for o in flat]
-
 
 
 def register(registry: Registry) -> None:
