@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from brevitas.errors import ConfigError
+from brevitas.function.adjoint import tag_scale_tangent
 
 __all__ = [
     "abs_binary_sign_grad",
@@ -499,5 +500,7 @@ def fake_quant_ste(
         or qmin.requires_grad
         or qmax.requires_grad
     ):
-        return FakeQuantSteFn.apply(x, scale, zero_point, qmin, qmax)
+        y = FakeQuantSteFn.apply(x, scale, zero_point, qmin, qmax)
+        tag_scale_tangent(y, x, scale, zero_point, qmin, qmax)  # a shortcut for a convolution that follows
+        return y
     return _fake_quant_values(x, scale, zero_point, qmin, qmax)  # nothing to differentiate: no autograd node

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
+from brevitas.function.adjoint import scale_tangent, with_input_scale_grad
 from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
 from brevitas.quant.scaled_int import Int8WeightPerTensorFloat
 
@@ -64,7 +65,14 @@ class _QuantConvNd(QuantWeightBiasInputOutputLayer):
         self._init_wbiol(weight_quant, bias_quant, input_quant, output_quant, return_quant_tensor, kwargs)
 
     def inner_forward_impl(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        return self._conv_forward(x, weight, bias)  # type: ignore[attr-defined]
+        tangent = scale_tangent(x)
+        if tangent is None:
+            return self._conv_forward(x, weight, bias)  # type: ignore[attr-defined]
+        # x quantizes data with a learned scale: the scale's gradient needs no input gradient here
+        # (brevitas.function.adjoint), which float training never computes either
+        out = self._conv_forward(x.detach(), weight, bias)  # type: ignore[attr-defined]
+        frozen = weight.detach()
+        return with_input_scale_grad(out, tangent, lambda d: self._conv_forward(d, frozen, None))
 
     @property
     def reduction_size(self) -> int:
