@@ -28,6 +28,7 @@ from brevitas.function import (
     tensor_clamp_ste,
     ternary_sign_ste,
 )
+from brevitas.function.ste import _SMALL_NUMEL
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -204,6 +205,8 @@ def _unfused(x, scale, zero_point, qmin, qmax):
     per_channel=st.booleans(),
     learn_zero_point=st.booleans(),
     learn_bounds=st.booleans(),
+    large=st.booleans(),
+    learn_x=st.booleans(),
 )
 def test_fake_quant_ste_matches_unfused_composition(
     seed: int,
@@ -213,6 +216,8 @@ def test_fake_quant_ste_matches_unfused_composition(
     per_channel: bool,
     learn_zero_point: bool,
     learn_bounds: bool,
+    large: bool,
+    learn_x: bool,
 ) -> None:
     gen = torch.Generator().manual_seed(seed)
     dt = torch.float64
@@ -225,10 +230,12 @@ def test_fake_quant_ste_matches_unfused_composition(
     else:
         zero_point = torch.randint(0, 2 ** (bit_width - 1) + 1, shape, generator=gen).to(dt)
     # spread x over and beyond the range so that both clamps are exercised
-    x = torch.randn(4, 16, generator=gen, dtype=dt) * 2 ** (bit_width - 1) * scale * 1.5
+    # (large: past _SMALL_NUMEL, where backward recomputes from the kept input instead of precomputing)
+    columns = _SMALL_NUMEL // 4 + 1 if large else 16
+    x = torch.randn(4, columns, generator=gen, dtype=dt) * 2 ** (bit_width - 1) * scale * 1.5
 
     values = (x, scale, zero_point, qmin, qmax)
-    learned = (True, True, learn_zero_point, learn_bounds, learn_bounds)
+    learned = (learn_x, True, learn_zero_point, learn_bounds, learn_bounds)
     ref_inputs = [t.detach().clone().requires_grad_(r) for t, r in zip(values, learned)]
     fused_inputs = [t.detach().clone().requires_grad_(r) for t, r in zip(values, learned)]
 

@@ -347,13 +347,16 @@ class FakeQuantSteFn(torch.autograd.Function):
 
     Cost, by tensor size:
 
-    - tensors of at least :data:`_SMALL_NUMEL` elements (activations) keep
-      one byte per element for backward (``-1`` below the range, ``0``
-      inside, ``+1`` above): the gradient to ``x`` is one multiply by that
-      mask, and the gradients to the scale and the zero-point recompute
-      ``x / s`` from the saved input rather than keeping the output alive (a
-      caller may still modify the output in place, ``out += identity``);
-      every step works in place on the fewest buffers;
+    - tensors of at least :data:`_SMALL_NUMEL` elements (activations): when
+      only ``x`` needs a gradient, one byte per element is kept for backward
+      (``-1`` below the range, ``0`` inside, ``+1`` above) and the gradient
+      is one multiply by that mask; when the scale (zero-point, bounds) needs
+      one too, only the input is kept (a ReLU before the quantizer keeps it
+      anyway) and backward recomputes ``x / s``, the mask and the scale
+      derivative from it, so the forward is the bare fake quantization. The
+      output is never kept alive (a caller may still modify it in place,
+      ``out += identity``), and every step works in place on the fewest
+      buffers;
     - smaller tensors (weights, small activations) are dominated by the
       per-operation overhead, so the forward also computes the mask and the
       per-element scale derivative and the backward is two products.
@@ -371,6 +374,11 @@ class FakeQuantSteFn(torch.autograd.Function):
             return _fake_quant_values(x, scale, zero_point, qmin, qmax)
         if ctx.small:
             return FakeQuantSteFn._forward_small(ctx, x, scale, zero_point, qmin, qmax)
+        if needs[1] or needs[2] or needs[3] or needs[4]:
+            # the scale (zero-point, bounds) needs x / s again in backward: keep x alone and recompute the range
+            # mask there too, rather than also computing and keeping it here
+            ctx.save_for_backward(None, x, scale, zero_point, qmin, qmax, None)
+            return _fake_quant_values(x, scale, zero_point, qmin, qmax)
         q = torch.div(x, scale)
         if zero_point is not None:
             q = q.add_(zero_point) if _expands_into(q, zero_point) else q + zero_point
@@ -379,7 +387,7 @@ class FakeQuantSteFn(torch.autograd.Function):
         # round(x/s + z) minus its clamp: 0 inside the range, negative below, positive above
         diff = q.sub_(out) if q.shape == out.shape else q - out
         code = diff.clamp_(-1.0, 1.0).to(torch.int8)
-        ctx.save_for_backward(code, x if needs[1] else None, scale, zero_point, qmin, qmax, None)
+        ctx.save_for_backward(code, None, scale, zero_point, qmin, qmax, None)
         if zero_point is not None:
             out = out.sub_(zero_point)
         return out.mul_(scale)
@@ -414,13 +422,14 @@ class FakeQuantSteFn(torch.autograd.Function):
         if ctx.small:
             if need_scale:
                 grad_scale = _sum_product_to(g, rest[0], scale.shape)
-        else:
-            # the mask, 1 inside the range and 0 outside, in g's dtype (mixed-dtype products are slower)
-            inside = torch.abs(code).neg_().add_(1).to(g.dtype)
-            if need_scale:  # first, so that its temporaries are gone before the gradient to x is made
-                d = FakeQuantSteFn._scale_derivative(x, scale, zero_point, qmin, qmax, inside)
+        elif code is None:  # kept x only: recompute the rounding, the range mask and (if needed) the code
+            d, inside, code = FakeQuantSteFn._recompute(x, scale, zero_point, qmin, qmax, need_qmin or need_qmax)
+            inside = inside.to(g.dtype)
+            if need_scale:
                 grad_scale = _sum_product_to(g, d, scale.shape)
-                del d
+            del d
+        else:  # kept the code: the mask, 1 inside the range and 0 outside, in g's dtype (mixed dtypes are slower)
+            inside = torch.abs(code).neg_().add_(1).to(g.dtype)
         if need_x or need_zp:
             masked = g * inside
             if need_x:
@@ -434,17 +443,27 @@ class FakeQuantSteFn(torch.autograd.Function):
         return grad_x, grad_scale, grad_zp, grad_qmin, grad_qmax
 
     @staticmethod
-    def _scale_derivative(
-        x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor, inside: Tensor
-    ) -> Tensor:
-        """Per element ``(clamp(round(x/s + z)) - z) - (x/s) * inside``, recomputed from ``x``."""
+    def _recompute(
+        x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor, want_code: bool
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """From the kept ``x``: the per-element scale derivative, the range mask and (if wanted) the code.
+
+        ``d = (clamp(round(x/s + z)) - z) - (x/s) * inside``, ``inside`` 1 where
+        ``round(x/s + z)`` lies in the range and 0 elsewhere, ``code`` its sign
+        outside (``-1`` below, ``+1`` above, ``0`` inside).
+        """
         x_over_s = torch.div(x, scale)
-        d = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
-        d = _clamp(d, qmin, qmax, inplace=True)
+        r = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
+        clamped = _clamp(r, qmin, qmax, inplace=False)
+        diff = r.sub_(clamped) if r.shape == clamped.shape else r - clamped  # 0 inside, < 0 below, > 0 above
+        code = torch.sign(diff) if want_code else None
+        inside = diff.abs_().clamp_max_(1.0).neg_().add_(1.0)
         if zero_point is not None:
-            d = d.sub_(zero_point)
+            clamped = clamped.sub_(zero_point)
         x_over_s = _finite_(x_over_s)
-        return d.sub_(x_over_s.mul_(inside) if _expands_into(x_over_s, inside) else x_over_s * inside)
+        masked = x_over_s.mul_(inside) if _expands_into(x_over_s, inside) else x_over_s * inside
+        d = clamped.sub_(masked) if _expands_into(clamped, masked) else clamped - masked
+        return d, inside, code
 
 
 def fake_quant_ste(
