@@ -422,7 +422,10 @@ def test_avg_pool_is_an_exact_accumulator(bit_width: int, signed: bool, kernel: 
     y = F.avg_pool2d(q, kernel)
     k = kernel * kernel
     assert torch.allclose(y.scale, torch.tensor(0.5 / k))
-    assert int(y.bit_width) == bit_width + (k - 1).bit_length()
+    # the smallest full-range width holding [k * low, k * high]: b + ceil(log2(k)) when signed,
+    # bit_length(k * high) when unsigned (one less than b + ceil(log2(k)) for e.g. 2 bits over 3x3)
+    expected_bits = bit_width + (k - 1).bit_length() if signed else (k * high).bit_length()
+    assert int(y.bit_width) == expected_bits
     window_sums = F.avg_pool2d(ints, kernel, divisor_override=1)
     assert torch.equal(y.int(), window_sums.to(torch.int64))
     assert torch.equal(y.value, F.avg_pool2d(q.value, kernel))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,36 @@ def test_average_pooling_is_quant_avg_pool_2d() -> None:
     pool = exported.graph.node[3]
     assert _attrs(pool) == {"stride": 2, "kernel": 2, "ibits": 4, "obits": 4, "signed": 1, "data_layout": b"NCHW"}
     assert ModelWrapper(exported).get_tensor_datatype(pool.output[0]) == DataType["INT4"]
+
+
+@pytest.mark.parametrize(
+    ("pool", "size", "obits", "shifted"),
+    [
+        (lambda: QuantAvgPool2d(2), 4, 4, False),  # 4 codes of {-1, +1}: [-4, 4], INT4 (INT3 holds only [-4, 3])
+        (lambda: QuantAvgPool2d(3), 6, 5, False),  # [-9, 9]: INT5
+        (lambda: QuantAdaptiveAvgPool2d(1), 16, 8, True),  # [-256, 256]: 10 bits, 2 dropped to INT8
+    ],
+    ids=["2x2", "3x3", "global-16x16"],
+)
+def test_average_pooling_of_binary_codes(pool: Callable[[], nn.Module], size: int, obits: int, shifted: bool) -> None:
+    model = nn.Sequential(QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True), pool())
+    x = torch.randn(4, 2, size, size)
+    x[0], x[1] = 1.0, -1.0  # every window at +size**2 / -size**2: the extremes of the accumulator
+    exported, out, expected = _export_and_run(model, x)
+    np.testing.assert_array_equal(out, expected)
+    pool_node = next(n for n in exported.graph.node if n.op_type == "QuantAvgPool2d")
+    attrs = _attrs(pool_node)
+    # binary codes are declared INT2 (INT1 is {-1, 0}), the output holds the whole accumulator range
+    assert (attrs["ibits"], attrs["signed"], attrs["obits"]) == (2, 1, obits)
+    assert ModelWrapper(exported).get_tensor_datatype(pool_node.output[0]) == DataType[f"INT{obits}"]
+    with torch.no_grad():
+        y = model(x)
+    ints = y.int().numpy()
+    low, high = -(2 ** (obits - 1)), 2 ** (obits - 1) - 1
+    assert low <= ints.min() and ints.max() <= high
+    window = size // y.value.shape[-1]
+    shift = 2 if shifted else 0
+    assert ints.max() == (window * window) >> shift and ints.min() == -((window * window) >> shift)
 
 
 def test_global_and_uneven_pooling() -> None:

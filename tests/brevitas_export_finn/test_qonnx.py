@@ -207,6 +207,25 @@ def test_average_pool_truncation_is_trunc_v2() -> None:
     assert not np.array_equal(run(as_v1, x)[0], expected)
 
 
+@pytest.mark.parametrize(("size", "input_bits"), [(16, 10.0), (32, 12.0)])
+def test_average_pool_of_binary_codes_truncates_the_whole_accumulator(size: int, input_bits: float) -> None:
+    # size**2 codes of {-1, +1} sum to [-size**2, size**2]: 1 + log2(size**2) bits hold only up to size**2 - 1,
+    # and Trunc would clamp the top window; the accumulator is declared one bit wider
+    model = nn.Sequential(QuantIdentity(act_quant=SignedBinaryActPerTensorConst, return_quant_tensor=True),
+                          QuantAvgPool2d(size))  # fmt: skip
+    x = torch.randn(4, 2, size, size)
+    x[0], x[1] = 1.0, -1.0
+    exported, out, expected = _export_and_run(model, x)
+    np.testing.assert_array_equal(out, expected)
+    assert _ops(exported) == ["BipolarQuant", "AveragePool", "Trunc"]
+    trunc = exported.graph.node[2]
+    inits = {t.name: float(numpy_helper.to_array(t)) for t in exported.graph.initializer if t.name in trunc.input}
+    assert (inits[trunc.input[3]], inits[trunc.input[5]]) == (input_bits, 8.0)
+    shift = int(input_bits) - 8
+    np.testing.assert_array_equal(out[:2].reshape(2, -1) / inits[trunc.input[4]],
+                                  [[size * size >> shift] * 2, [-(size * size >> shift)] * 2])  # fmt: skip
+
+
 def test_trunc_accumulator() -> None:
     model = nn.Sequential(
         QuantIdentity(bit_width=4, return_quant_tensor=True),

@@ -19,7 +19,9 @@ tensor annotated with its datatype (``graph.quantization_annotation``,
 - a quantized graph input (a QuantTensor example input): the graph takes the
   integer codes, annotated with the input quantizer's datatype, then ``Mul(scale)``;
 - average pooling with truncation: ``Mul(1 / scale)`` to the integers,
-  ``QuantAvgPool2d`` (``ibits``, ``obits``, ``signed``), ``Mul(scale)``;
+  ``QuantAvgPool2d`` (``ibits``, ``obits``, ``signed``; binary inputs are
+  declared ``INT2``), ``Mul(scale)`` where its shift is Brevitas' truncation,
+  else ``AveragePool`` and ``MultiThreshold``;
   other truncations and accumulator clamps: ``MultiThreshold``.
 
 The check refuses, naming the layer and the fix, what FINN cannot take:
@@ -438,7 +440,13 @@ class FINNTranslator(CustomOpTranslator):
         kernel, stride = geometry
         inner = desc.input
         shift = max(inner.bit_width - desc.bit_width, 0) if inner is not None else -1
-        accumulator = int((2**x_desc.bit_width - 1) * kernel * kernel).bit_length()
+        # QuantAvgPool2d reads its input as INT<ibits> / UINT<ibits>; INT1 is {-1, 0}, so binary codes
+        # {-1, +1} are declared INT2, which holds them.
+        ibits = 2 if x_desc.signed and x_desc.bit_width == 1 else x_desc.bit_width
+        # QuantAvgPool2d's own accumulator (qonnx / FINN): bit_length((2**ibits - 1) * kernel**2) bits, shifted
+        # right down to obits; where that shift differs from the truncation Brevitas computed, the exact
+        # AveragePool + MultiThreshold form is used instead.
+        accumulator = int((2**ibits - 1) * kernel * kernel).bit_length()
         if shift != max(accumulator - desc.bit_width, 0):
             return self.mod_passthrough_layer(node, module, x)
         inv = self.g.const(np.float32(1.0 / float(x_desc.scale.reshape(()))), f"{where}.input_inverse_scale")
@@ -449,7 +457,7 @@ class FINNTranslator(CustomOpTranslator):
             where,
             stride=stride,
             kernel=kernel,
-            ibits=int(x_desc.bit_width),
+            ibits=int(ibits),
             obits=int(desc.bit_width),
             signed=int(x_desc.signed),
             data_layout="NCHW",

@@ -1,9 +1,11 @@
 """Quantized average pooling: :class:`QuantAvgPool2d`, :class:`QuantAdaptiveAvgPool2d`.
 
-The average of a quantized input is an accumulator (the sum of the integers,
-on the grid ``scale / kernel_size``, with ``ceil(log2(kernel_size))`` more
-bits); ``trunc_quant`` (default ``TruncTo8bit``) then drops least-significant
-bits to bring it back to 8 bits. The input must be a valid QuantTensor (the
+The average of a quantized input is an accumulator: the sum of the integers,
+on the grid ``scale / kernel_size``, with the smallest bit-width that holds
+every such sum (:func:`brevitas.function.ops.sum_bit_width`: e.g. 8-bit codes
+over a 2x2 window take 10 bits; binary codes ``{-1, +1}`` over a 2x2 window
+sum to ``[-4, 4]`` and take 4). ``trunc_quant`` (default ``TruncTo8bit``)
+then drops least-significant bits to bring it back to 8 bits. The input must be a valid QuantTensor (the
 previous layer returns one with ``return_quant_tensor=True``) unless
 ``trunc_quant=None``. These layers return QuantTensors by default.
 

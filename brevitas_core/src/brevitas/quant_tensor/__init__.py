@@ -67,7 +67,7 @@ import torch
 from torch import Tensor
 
 from brevitas.errors import QuantTensorError
-from brevitas.function import max_int, min_int
+from brevitas.function.ops import int_bounds
 
 __all__ = ["QuantTensor", "to_tensor"]
 
@@ -147,8 +147,8 @@ def _to_plain(obj: Any) -> Any:
 
 
 def _int_bounds(signed: bool, narrow_range: bool, bit_width: Tensor) -> tuple[Tensor, Tensor]:
-    """Smallest and largest integer of a ``bit_width``-bit range, as tensors."""
-    return min_int(signed, narrow_range, bit_width), max_int(signed, narrow_range, bit_width)
+    """Smallest and largest integer of a ``bit_width``-bit range, as tensors (1-bit signed: binary ``[-1, 1]``)."""
+    return int_bounds(signed, narrow_range, bit_width)
 
 
 def _widened(bit_width: Tensor, signed: bool, out_signed: bool) -> Tensor:
@@ -361,7 +361,8 @@ class QuantTensor:
         integer range (so zero is representable); every element is on the
         grid (``value / scale + zero_point`` is an integer up to float noise)
         and inside ``[min_int, max_int]`` for ``bit_width``, ``signed`` and
-        ``narrow_range``. Meant for tests and debugging (it synchronizes).
+        ``narrow_range`` (a 1-bit signed range is binary ``[-1, 1]``, see
+        :func:`brevitas.function.ops.int_bounds`). Meant for tests and debugging (it synchronizes).
 
         Raises:
             QuantTensorError: naming the first violated property.

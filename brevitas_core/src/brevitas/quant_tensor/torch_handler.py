@@ -13,8 +13,12 @@ the result's metadata is:
   the dimensions the function mixes;
 * average pooling returns the *accumulator*: the value is the average, the
   scale is ``scale / divisor``, the zero-point ``kernel * zero_point``, the
-  bit-width ``bit_width + ceil(log2(kernel))`` (a truncating layer such as
-  ``TruncAvgPool2d`` then requantizes it); when the divisor is not the same
+  bit-width the smallest that holds every sum of ``kernel`` codes
+  (:func:`~brevitas.function.ops.sum_bit_width`: ``bit_width +
+  ceil(log2(kernel))`` for full-range integers, a bit less where a narrow
+  range or the kernel leaves room, ``1 + ceil(log2(kernel + 1))`` for
+  binary codes, whose sums reach ``+kernel``; a truncating layer such as
+  ``QuantAvgPool2d`` then requantizes it); when the divisor is not the same
   for every window (``ceil_mode``, ``count_include_pad=False`` with padding,
   uneven adaptive windows) the result is a plain tensor;
 * dropout in training rescales the kept values by ``1 / (1 - p)``, so the
@@ -54,6 +58,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from brevitas.errors import QuantTensorError
+from brevitas.function.ops import sum_bit_width
 from brevitas.quant_tensor import (
     QuantTensor,
     _check_data,
@@ -168,18 +173,19 @@ def _prod(values: tuple[int, ...]) -> int:
     return reduce(lambda a, b: a * b, values, 1)
 
 
-def _ceil_log2(k: int) -> int:
-    return (int(k) - 1).bit_length()
-
-
 def _accumulator(x: QuantTensor, value: Tensor, kernel: int, divisor: int | float) -> QuantTensor:
-    """Average over ``kernel`` elements divided by ``divisor``: integers summed, scale divided."""
+    """Average over ``kernel`` elements divided by ``divisor``: integers summed, scale divided.
+
+    The bit-width holds the exact range of the sum of ``kernel`` codes of
+    ``x`` (binary and narrow ranges included), see :func:`sum_bit_width`.
+    """
     assert x.scale is not None and x.zero_point is not None and x.bit_width is not None
+    assert x.signed is not None
     return QuantTensor(
         value,
         x.scale / divisor,
         x.zero_point * kernel,
-        x.bit_width + _ceil_log2(kernel),
+        sum_bit_width(x.signed, x.narrow_range, x.bit_width, int(kernel)),
         x.signed,
         False,
         x.training,
