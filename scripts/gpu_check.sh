@@ -19,6 +19,7 @@
 #   SITE [/tmp/site]      install target, put on PYTHONPATH (emptied first when under /tmp/)
 #   JOBS [8]              pytest-xdist workers
 #   TIMEOUT [300]         seconds allowed to pytest
+#   PYTEST_ARGS [-x]      extra pytest arguments ("" runs every case instead of stopping at the first failure)
 #   REQUIRE_CUDA [1 when nvidia-smi is on PATH, else 0]
 #   OUT                   when set: $OUT/gpu_check.log (everything printed) and $OUT/gpu_check.xml (JUnit)
 set -euo pipefail
@@ -128,7 +129,8 @@ EOF
   fi
   printf '  %s\n' "${tests[@]}"
   local rc=0
-  timeout -k 15 "$TIMEOUT" "$PYTEST_PY" -m pytest -q -x -p no:cacheprovider -n "$JOBS" -rfEs \
+  # shellcheck disable=SC2086  # PYTEST_ARGS is split on purpose
+  timeout -k 15 "$TIMEOUT" "$PYTEST_PY" -m pytest -q ${PYTEST_ARGS--x} -p no:cacheprovider -n "$JOBS" -rfEs \
     --junitxml="$JUNIT" "${tests[@]}" || rc=$?
   if ((rc == 124 || rc == 137)); then echo "pytest ran past TIMEOUT=${TIMEOUT}s"; fi
 

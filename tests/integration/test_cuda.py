@@ -386,3 +386,22 @@ def test_act_quantizers_on_the_device(
         _assert_on(layer, device)
         layer.zero_grad(set_to_none=True)
         reference.zero_grad(set_to_none=True)
+
+
+def test_power_of_two_scales_are_exact_on_the_device(device: torch.device) -> None:
+    """Fixed-point quantizers must give exact powers of two on every device (the DPU exporter checks it)."""
+    from brevitas.export.description import _is_power_of_two
+    from brevitas.quant.fixed_point import Int8ActPerTensorFixedPoint
+
+    exponents = torch.arange(-24.0, 25.0, device=device)
+    for name, values in (("exp2", torch.exp2(exponents)), ("pow", 2.0**exponents)):
+        mantissa, exponent = torch.frexp(values.cpu().double())
+        assert bool((mantissa == 0.5).all()), f"{name} of integers is not exact on {device}: {values.tolist()}"
+        assert torch.equal(exponent - 1, exponents.cpu().to(exponent.dtype))
+    for bits in (4, 8):
+        act = QuantIdentity(Int8ActPerTensorFixedPoint, bit_width=bits, return_quant_tensor=True).to(device)
+        for scale_in in (0.01, 0.3, 7.0):
+            out = act(scale_in * torch.randn(64, device=device))
+            assert _is_power_of_two(out.scale), (bits, scale_in, out.scale.item())
+    assert _is_power_of_two(torch.tensor(0.015625, device=device, dtype=torch.float32))
+    assert not _is_power_of_two(torch.tensor(0.015625 * (1 + 2**-20), device=device))

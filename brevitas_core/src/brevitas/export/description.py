@@ -193,11 +193,12 @@ def _channel_axis(scale: Tensor, zero_point: Tensor, value_shape: tuple[int, ...
 
 
 def _is_power_of_two(scale: Tensor) -> bool:
-    s = scale.detach().to(torch.float64)
+    # frexp on the CPU: exact everywhere (a device's log2 may be off by an ulp at exact powers of two)
+    s = scale.detach().to("cpu", torch.float64)
     if not bool((s > 0).all()):
         return False
-    log = torch.log2(s)
-    return bool((log == torch.round(log)).all())
+    mantissa, _ = torch.frexp(s)
+    return bool((mantissa == 0.5).all())
 
 
 def _quant_type(proxy: nn.Module | None, bit_width: int) -> str:
