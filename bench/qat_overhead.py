@@ -169,14 +169,23 @@ def batch(net: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(n, 3, 32, 32, generator=gen), torch.randint(0, 10, (n,), generator=gen)
 
 
+#: where the timed runs go (``--device``)
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 class Runner:
     """One configuration ready to run: its model (eager or compiled), optimizer and batch."""
 
     def __init__(self, net: str, config: str, compiled: bool) -> None:
         self.net, self.config, self.compiled = net, config, compiled
-        self.model = build(net, config)
+        self.model = build(net, config).to(DEVICE)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.9)
-        self.x, self.y = batch(net)
+        self.x, self.y = (t.to(DEVICE) for t in batch(net))
         self.steps = 0
         self.fn: Callable[[torch.Tensor], torch.Tensor] = self.model
         if config == "learned":  # finish the (short) collection eagerly, then refresh the mode flags
@@ -223,9 +232,11 @@ def time_interleaved(
         order = names[rep % len(names):] + names[: rep % len(names)]  # rotate who goes first
         for name in order:
             fn = calls[name]
+            _sync()
             t0 = clock()
             for _ in range(steps):
                 fn()
+            _sync()
             samples[name].append((clock() - t0) / steps)
     return samples
 
@@ -439,6 +450,7 @@ def environment(threads: int) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "threads": threads,
+        "device": str(DEVICE),
         "cpu_count": os.cpu_count(),
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "library": describe_library(),
@@ -452,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="calls per repetition (default 10)")
     parser.add_argument("--nets", default="lenet,cnn")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where models and batches live "
+                        "(peak memory is measured on the CPU only)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall: perf_counter (default); cpu: the calling thread's CPU time, steadier on a busy "
                              "machine and meaningful with --threads 1 only")
@@ -462,6 +476,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-probe", nargs=2, metavar=("NET", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device is available")
+        if args.clock == "cpu":
+            parser.error("--clock cpu measures host CPU time: use the default wall clock with --device cuda")
+        args.no_memory = True
     torch.set_num_threads(args.threads)
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     unknown = [n for n in nets if n not in NETS]
@@ -476,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             profile_difference(args.profile, config)
         return 0
 
-    print(f"QAT overhead, torch {torch.__version__}, {args.threads} thread(s), "
+    print(f"QAT overhead on {DEVICE}, torch {torch.__version__}, {args.threads} thread(s), "
           f"{args.reps} x {args.steps} calls per configuration", flush=True)
     result: dict[str, Any] = {"nets": nets, "environment": environment(args.threads)}
     if args.clock == "cpu" and args.threads != 1:
