@@ -314,8 +314,12 @@ def quantize(model: nn.Module, config: QuantConfig | None = None, *, inplace: bo
         module = built.get(info.name)
         if module is None:
             module = _build(info)
-            if info.module is None and device is not None:
-                module = module.to(device)
+            # where the float module's tensors are; a module without any (ReLU, an added input quantizer)
+            # goes where the model is: its quantizers were built on the CPU
+            target = _model_device(info.module) if info.module is not None else None
+            target = target if target is not None else device
+            if target is not None:
+                module = module.to(target)
             module.train(training)
             built[info.name] = module
             _set_submodule(gm, info.name, module)
