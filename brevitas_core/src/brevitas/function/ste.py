@@ -428,6 +428,10 @@ class FakeQuantSteFn(torch.autograd.Function):
             if need_scale:
                 grad_scale = _sum_product_to(g, d, scale.shape)
             del d
+            if need_x and not need_zp and inside.shape == g.shape:
+                # the mask is this call's own buffer: it becomes the gradient (one large allocation fewer)
+                grad_x = _sum_to(inside.mul_(g), ctx.x_shape)
+                need_x = False
         else:  # kept the code: the mask, 1 inside the range and 0 outside, in g's dtype (mixed dtypes are slower)
             inside = torch.abs(code).neg_().add_(1).to(g.dtype)
         if need_x or need_zp:
@@ -452,8 +456,10 @@ class FakeQuantSteFn(torch.autograd.Function):
         ``round(x/s + z)`` lies in the range and 0 elsewhere, ``code`` its sign
         outside (``-1`` below, ``+1`` above, ``0`` inside).
         """
+        # three buffers in all (large allocations cost page faults on CPU): x/s, the rounding (which becomes
+        # the mask) and its clamp (which becomes d)
         x_over_s = torch.div(x, scale)
-        r = torch.round(x_over_s + zero_point if zero_point is not None else x_over_s)
+        r = torch.add(x_over_s, zero_point).round_() if zero_point is not None else torch.round(x_over_s)
         clamped = _clamp(r, qmin, qmax, inplace=False)
         diff = r.sub_(clamped) if r.shape == clamped.shape else r - clamped  # 0 inside, < 0 below, > 0 above
         code = torch.sign(diff) if want_code else None
@@ -461,9 +467,9 @@ class FakeQuantSteFn(torch.autograd.Function):
         if zero_point is not None:
             clamped = clamped.sub_(zero_point)
         x_over_s = _finite_(x_over_s)
-        masked = x_over_s.mul_(inside) if _expands_into(x_over_s, inside) else x_over_s * inside
-        d = clamped.sub_(masked) if _expands_into(clamped, masked) else clamped - masked
-        return d, inside, code
+        if clamped.shape == torch.broadcast_shapes(clamped.shape, x_over_s.shape, inside.shape):
+            return clamped.addcmul_(x_over_s, inside, value=-1), inside, code
+        return clamped - x_over_s * inside, inside, code
 
 
 def fake_quant_ste(
