@@ -182,3 +182,20 @@ class _Gate(nn.Module):
         if x.sum() > 0:
             return x
         return -x
+
+
+def test_one_bit_tensors_are_binary_only_when_signed() -> None:
+    from brevitas.export.description import describe_quant_tensor
+    from brevitas.quant_tensor import QuantTensor
+
+    def described(signed: bool) -> QuantDescription:
+        qt = QuantTensor(torch.tensor([0.0, 0.5]), torch.tensor(0.5), torch.tensor(0.0), torch.tensor(1.0), signed)
+        return describe_quant_tensor(qt)
+
+    unsigned, signed = described(False), described(True)
+    assert unsigned.quant_type == "int" and (unsigned.int_min, unsigned.int_max) == (0, 1)
+    assert signed.quant_type == "binary" and (signed.int_min, signed.int_max) == (-1, 1)
+    # a 1-bit unsigned integer quantizer (codes 0 and 1) is described as an integer one
+    layer = QuantIdentity(bit_width=1, signed=False, return_quant_tensor=True)
+    desc = capture(layer, torch.rand(2, 4))["act_quant"]
+    assert desc.quant_type == "int" and (desc.int_min, desc.int_max) == (0, 1)

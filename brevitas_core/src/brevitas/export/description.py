@@ -201,7 +201,7 @@ def _is_power_of_two(scale: Tensor) -> bool:
     return bool((mantissa == 0.5).all())
 
 
-def _quant_type(proxy: nn.Module | None, bit_width: int) -> str:
+def _quant_type(proxy: nn.Module | None, bit_width: int, signed: bool) -> str:
     from brevitas.inject import defines
 
     injector = None
@@ -216,7 +216,12 @@ def _quant_type(proxy: nn.Module | None, bit_width: int) -> str:
             name = ""
         if name in QUANT_TYPES:
             return name
-    return "binary" if bit_width == 1 else "int"
+    return _type_from_numbers(bit_width, signed)
+
+
+def _type_from_numbers(bit_width: int, signed: bool) -> str:
+    """A signed 1-bit tensor is binary (codes -1, +1); an unsigned one is an ordinary integer (0, 1)."""
+    return "binary" if bit_width == 1 and signed else "int"
 
 
 def _role(proxy: nn.Module | None) -> str:
@@ -268,7 +273,7 @@ def describe_quant_tensor(
     shape = tuple(value.shape)
     return QuantDescription(
         role=role,
-        quant_type=quant_type or ("binary" if bit_width == 1 else "int"),
+        quant_type=quant_type or _type_from_numbers(bit_width, bool(qt.signed)),
         scale=scale,
         zero_point=zero_point,
         bit_width=bit_width,
@@ -305,7 +310,7 @@ def describe(proxy: nn.Module, output: Any, input: Any = None) -> QuantDescripti
     desc = describe_quant_tensor(
         output,
         role=role,
-        quant_type=_quant_type(proxy, bit_width),
+        quant_type=_quant_type(proxy, bit_width, bool(getattr(output, "signed", False))),
         rounding_mode=_rounding_mode(proxy, role),
         quantizer=_quantizer_name(proxy),
     )
