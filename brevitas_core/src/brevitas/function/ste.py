@@ -235,20 +235,6 @@ def scalar_clamp_min_ste(x: Tensor, min_val: float) -> Tensor:
 # ---------------------------------------------------------------------------
 
 
-class AbsBinarySignGradFn(torch.autograd.Function):
-    """``abs(x)`` whose gradient is ``sign(x)`` with ``sign(0) = +1``."""
-
-    @staticmethod
-    def forward(ctx: Any, x: Tensor) -> Tensor:
-        ctx.save_for_backward(x)
-        return torch.abs(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> Tensor:
-        (x,) = ctx.saved_tensors
-        return torch.where(x >= 0, grad_output, -grad_output)
-
-
 def abs_binary_sign_grad(x: Tensor) -> Tensor:
     """``abs(x)``, differentiable at 0 with gradient +1 (``torch.abs`` gives 0 there).
 
@@ -261,7 +247,12 @@ def abs_binary_sign_grad(x: Tensor) -> Tensor:
         >>> abs_binary_sign_grad(p).sum().backward(); p.grad
         tensor([-1.,  1.,  1.])
     """
-    return AbsBinarySignGradFn.apply(x)
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return torch.abs(x)
+    # x times its sign (+1 at 0), the sign a constant: native ops only, so the backward is one native
+    # multiply rather than a Python autograd function (this runs once per quantizer per step)
+    sign = (x >= 0).to(x.dtype).mul_(2.0).sub_(1.0)
+    return x * sign
 
 
 # ---------------------------------------------------------------------------
@@ -467,7 +458,7 @@ class FakeQuantSteFn(torch.autograd.Function):
         if zero_point is not None:
             clamped = clamped.sub_(zero_point)
         x_over_s = _finite_(x_over_s)
-        if clamped.shape == torch.broadcast_shapes(clamped.shape, x_over_s.shape, inside.shape):
+        if _expands_into(clamped, x_over_s, inside):
             return clamped.addcmul_(x_over_s, inside, value=-1), inside, code
         return clamped - x_over_s * inside, inside, code
 
