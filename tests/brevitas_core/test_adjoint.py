@@ -178,3 +178,13 @@ def test_with_input_scale_grad_by_hand(device) -> None:
     out = with_input_scale_grad(F.conv2d(y.detach(), w), scale_tangent(y), lambda d: F.conv2d(d, w))
     out.sum().backward()
     torch.testing.assert_close(s.grad, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_a_second_derivative_through_the_shortcut_is_refused(device) -> None:
+    quant, conv = QuantIdentity(bit_width=8, collect_stats_steps=1).to(device), QuantConv2d(3, 2, 3).to(device)
+    x = torch.randn(2, 3, 6, 6, device=device)
+    quant(x)
+    scale = next(quant.parameters())
+    (grad,) = torch.autograd.grad(conv(quant(x)).square().sum(), scale, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad.sum().backward()

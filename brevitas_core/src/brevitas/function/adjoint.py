@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = ["ScaleTangent", "scale_derivative", "scale_tangent", "tag_scale_tangent", "with_input_scale_grad"]
 
@@ -141,6 +142,7 @@ class _InputScaleGradFn(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable  # a second derivative through the shortcut is refused, not silently wrong
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         grad_scale = None
         if ctx.needs_input_grad[1]:
