@@ -188,3 +188,13 @@ def test_a_second_derivative_through_the_shortcut_is_refused(device) -> None:
     (grad,) = torch.autograd.grad(conv(quant(x)).square().sum(), scale, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable"):
         grad.sum().backward()
+
+
+def test_a_backward_after_the_quantized_data_changed_in_place_is_refused(device) -> None:
+    quant, conv = QuantIdentity(bit_width=8, collect_stats_steps=1).to(device), QuantConv2d(3, 2, 3).to(device)
+    x = torch.randn(2, 3, 6, 6, device=device)
+    quant(x)
+    out = conv(quant(x))
+    x.mul_(2.0)  # e.g. an input buffer refilled before backward: the saved input is stale
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()

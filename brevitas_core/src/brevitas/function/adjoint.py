@@ -134,30 +134,37 @@ class _InputScaleGradFn(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, out: Tensor, scale: Tensor, tangent: ScaleTangent, linear: Callable[[Tensor], Tensor]
+        ctx: Any,
+        out: Tensor,
+        scale: Tensor,
+        tangent: ScaleTangent,
+        linear: Callable[[Tensor], Tensor],
+        *frozen: Tensor,
     ) -> Tensor:
         ctx.mark_dirty(out)  # returned as is, but not as a view (later in-place ops stay allowed)
-        ctx.save_for_backward(scale)
-        ctx.tangent, ctx.linear = tangent._replace(scale=None), linear
+        # saved, not kept on ctx: autograd then refuses a backward after any of them changed in place
+        ctx.save_for_backward(scale, tangent.x, tangent.zero_point, tangent.qmin, tangent.qmax, *frozen)
+        ctx.linear = linear
         return out
 
     @staticmethod
     @once_differentiable  # a second derivative through the shortcut is refused, not silently wrong
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         grad_scale = None
+        scale, x, zero_point, qmin, qmax, *frozen = ctx.saved_tensors
         if ctx.needs_input_grad[1]:
-            t = ctx.tangent
-            (scale,) = ctx.saved_tensors
             with torch.no_grad():
-                d = scale_derivative(t.x, scale, t.zero_point, t.qmin, t.qmax)
+                d = scale_derivative(x, scale, zero_point, qmin, qmax)
                 moved = ctx.linear(d)
                 grad_scale = torch.dot(grad_output.reshape(-1).to(moved.dtype), moved.reshape(-1))
                 grad_scale = grad_scale.to(scale.dtype).reshape(scale.shape)
-        ctx.tangent = ctx.linear = None
-        return grad_output, grad_scale, None, None
+        ctx.linear = None
+        return (grad_output, grad_scale, None, None) + (None,) * len(frozen)
 
 
-def with_input_scale_grad(out: Tensor, tangent: ScaleTangent, linear: Callable[[Tensor], Tensor]) -> Tensor:
+def with_input_scale_grad(
+    out: Tensor, tangent: ScaleTangent, linear: Callable[[Tensor], Tensor], *frozen: Tensor
+) -> Tensor:
     """``out`` unchanged, whose backward also gives ``tangent.scale`` its gradient.
 
     Args:
@@ -165,8 +172,11 @@ def with_input_scale_grad(out: Tensor, tangent: ScaleTangent, linear: Callable[[
         tangent: the input's :func:`scale_tangent`.
         linear: the layer's bias-free map from an input-shaped tensor to an
             output-shaped one, with the weight the layer used (no gradient).
+        frozen: the tensors ``linear`` reads (the weight): a backward after
+            one of them changed in place is refused, as autograd refuses it
+            for any saved tensor.
 
     Returns:
         ``out`` itself, now with a gradient path to the scale.
     """
-    return _InputScaleGradFn.apply(out, tangent.scale, tangent, linear)
+    return _InputScaleGradFn.apply(out, tangent.scale, tangent, linear, *frozen)

@@ -72,7 +72,7 @@ class _QuantConvNd(QuantWeightBiasInputOutputLayer):
         # (brevitas.function.adjoint), which float training never computes either
         out = self._conv_forward(x.detach(), weight, bias)  # type: ignore[attr-defined]
         frozen = weight.detach()
-        return with_input_scale_grad(out, tangent, lambda d: self._conv_forward(d, frozen, None))
+        return with_input_scale_grad(out, tangent, lambda d: self._conv_forward(d, frozen, None), frozen)
 
     @property
     def reduction_size(self) -> int:
