@@ -198,3 +198,21 @@ def test_a_backward_after_the_quantized_data_changed_in_place_is_refused(device)
     x.mul_(2.0)  # e.g. an input buffer refilled before backward: the saved input is stale
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         out.sum().backward()
+
+
+def test_a_compiled_convolution_fed_by_an_eager_quantizer(device, no_shortcut) -> None:
+    torch.manual_seed(3)
+    quant, conv = QuantIdentity(bit_width=8, collect_stats_steps=1).to(device), QuantConv2d(3, 4, 3).to(device)
+    x = torch.randn(2, 3, 8, 8, device=device)
+    quant(x)
+    compiled = torch.compile(conv, backend="aot_eager", fullgraph=True)
+
+    def run(layer: nn.Module) -> torch.Tensor:
+        quant.zero_grad(set_to_none=True)
+        layer(quant(x)).square().sum().backward()
+        return next(quant.parameters()).grad.clone()
+
+    got = run(compiled)
+    with no_shortcut():
+        ref = run(conv)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-6)

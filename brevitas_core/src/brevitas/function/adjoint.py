@@ -103,6 +103,8 @@ def scale_tangent(t: Any) -> ScaleTangent | None:
     It holds while gradients are being recorded and ``t`` was not modified in
     place since it was tagged.
     """
+    if _tracing():  # a compiled layer fed by an eager quantizer: ordinary autograd inside the compiled code
+        return None
     tangent = getattr(t, _ATTR, None)
     if tangent is None or not torch.is_grad_enabled() or t._version != tangent.version:
         return None
