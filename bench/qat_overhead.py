@@ -171,6 +171,8 @@ def batch(net: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 #: where the timed runs go (``--device``)
 DEVICE = torch.device("cpu")
+#: ``--recompute``: quantized training steps run inside ``brevitas.memory.recompute_quantized()``
+RECOMPUTE = False
 
 
 def _sync() -> None:
@@ -196,7 +198,13 @@ class Runner:
 
     def train_step(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(self.fn(self.x), self.y)
+        if RECOMPUTE and self.config != "float":
+            import brevitas.memory
+
+            with brevitas.memory.recompute_quantized():
+                loss = F.cross_entropy(self.fn(self.x), self.y)
+        else:
+            loss = F.cross_entropy(self.fn(self.x), self.y)
         loss.backward()
         self.optimizer.step()
         self.steps += 1
@@ -325,7 +333,8 @@ def run_memory(nets: list[str], python: str = sys.executable) -> dict[str, Any]:
         entry = {}
         for config in CONFIGS:
             res = subprocess.run(
-                [python, str(Path(__file__).resolve()), "--memory-probe", net, config],
+                [python, str(Path(__file__).resolve()), "--memory-probe", net, config]
+                + (["--recompute"] if RECOMPUTE else []),
                 capture_output=True, text=True, check=True,
             )
             entry[config] = json.loads(res.stdout.strip().splitlines()[-1])
@@ -470,13 +479,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="wall: perf_counter (default); cpu: the calling thread's CPU time, steadier on a busy "
                              "machine and meaningful with --threads 1 only")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile timings")
+    parser.add_argument("--recompute", action="store_true",
+                        help="run the quantized training steps inside brevitas.memory.recompute_quantized() "
+                             "(quantized activations recomputed in backward instead of kept)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--json", default=str(ROOT / "build" / "bench" / "qat_overhead.json"))
     parser.add_argument("--profile", metavar="NET", help="print what a quantized step adds, op by op, and exit")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-probe", nargs=2, metavar=("NET", "CONFIG"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    global DEVICE
+    global DEVICE, RECOMPUTE
+    RECOMPUTE = args.recompute
     DEVICE = torch.device(args.device)
     if DEVICE.type == "cuda":
         if not torch.cuda.is_available():
@@ -498,13 +511,15 @@ def main(argv: list[str] | None = None) -> int:
             profile_difference(args.profile, config)
         return 0
 
-    print(f"QAT overhead on {DEVICE}, torch {torch.__version__}, {args.threads} thread(s), "
+    print(f"QAT overhead on {DEVICE}{' (recompute_quantized)' if RECOMPUTE else ''}, torch {torch.__version__}, "
+          f"{args.threads} thread(s), "
           f"{args.reps} x {args.steps} calls per configuration", flush=True)
     result: dict[str, Any] = {"nets": nets, "environment": environment(args.threads)}
     if args.clock == "cpu" and args.threads != 1:
         parser.error("--clock cpu measures the calling thread only: use it with --threads 1")
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     result["environment"]["clock"] = args.clock
+    result["environment"]["recompute"] = RECOMPUTE
     result["timings"] = run_timings(nets, args.reps, args.steps, not args.no_compile, clock)
     if not args.no_memory:
         result["memory"] = run_memory(nets)

@@ -50,6 +50,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from brevitas.memory import recomputing
+
 __all__ = ["ScaleTangent", "scale_derivative", "scale_tangent", "tag_scale_tangent", "with_input_scale_grad"]
 
 _ATTR = "_brevitas_scale_tangent"
@@ -141,12 +143,15 @@ class _InputScaleGradFn(torch.autograd.Function):
         scale: Tensor,
         tangent: ScaleTangent,
         linear: Callable[[Tensor], Tensor],
+        batched: bool,
         *frozen: Tensor,
     ) -> Tensor:
         ctx.mark_dirty(out)  # returned as is, but not as a view (later in-place ops stay allowed)
         # saved, not kept on ctx: autograd then refuses a backward after any of them changed in place
         ctx.save_for_backward(scale, tangent.x, tangent.zero_point, tangent.qmin, tangent.qmax, *frozen)
         ctx.linear = linear
+        # inside brevitas.memory.recompute_quantized: backward goes a few samples at a time (small temporaries)
+        ctx.rows = _rows_per_chunk(tangent.x) if batched and recomputing() else None
         return out
 
     @staticmethod
@@ -155,17 +160,28 @@ class _InputScaleGradFn(torch.autograd.Function):
         grad_scale = None
         scale, x, zero_point, qmin, qmax, *frozen = ctx.saved_tensors
         if ctx.needs_input_grad[1]:
+            # the whole batch at once, or (batched input, recompute_quantized) a few samples at a time
+            pieces = [(x, grad_output)] if ctx.rows is None else [
+                (x[i : i + ctx.rows], grad_output[i : i + ctx.rows]) for i in range(0, x.shape[0], ctx.rows)
+            ]
             with torch.no_grad():
-                d = scale_derivative(x, scale, zero_point, qmin, qmax)
-                moved = ctx.linear(d)
-                grad_scale = torch.dot(grad_output.reshape(-1).to(moved.dtype), moved.reshape(-1))
-                grad_scale = grad_scale.to(scale.dtype).reshape(scale.shape)
+                total = grad_output.new_zeros((), dtype=torch.float32 if scale.dtype != torch.float64 else scale.dtype)
+                for part, g_part in pieces:
+                    moved = ctx.linear(scale_derivative(part, scale, zero_point, qmin, qmax))
+                    total += torch.dot(g_part.reshape(-1).to(moved.dtype), moved.reshape(-1)).to(total.dtype)
+                grad_scale = total.to(scale.dtype).reshape(scale.shape)
         ctx.linear = None
-        return (grad_output, grad_scale, None, None) + (None,) * len(frozen)
+        return (grad_output, grad_scale, None, None, None) + (None,) * len(frozen)
+
+
+def _rows_per_chunk(x: Tensor) -> int:
+    """Samples of ``x`` (first dimension) per chunk: about 64K elements, at least one sample."""
+    per_sample = x[0].numel() if x.dim() and x.shape[0] else 1
+    return max(1, (1 << 16) // max(per_sample, 1))
 
 
 def with_input_scale_grad(
-    out: Tensor, tangent: ScaleTangent, linear: Callable[[Tensor], Tensor], *frozen: Tensor
+    out: Tensor, tangent: ScaleTangent, linear: Callable[[Tensor], Tensor], *frozen: Tensor, batched: bool = True
 ) -> Tensor:
     """``out`` unchanged, whose backward also gives ``tangent.scale`` its gradient.
 
@@ -177,8 +193,12 @@ def with_input_scale_grad(
         frozen: the tensors ``linear`` reads (the weight): a backward after
             one of them changed in place is refused, as autograd refuses it
             for any saved tensor.
+        batched: the first dimension of the input is a batch (``linear``
+            maps samples independently), so inside
+            :func:`brevitas.memory.recompute_quantized` backward may go a few
+            samples at a time.
 
     Returns:
         ``out`` itself, now with a gradient path to the scale.
     """
-    return _InputScaleGradFn.apply(out, tangent.scale, tangent, linear, *frozen)
+    return _InputScaleGradFn.apply(out, tangent.scale, tangent, linear, batched, *frozen)

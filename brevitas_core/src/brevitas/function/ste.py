@@ -40,6 +40,7 @@ from torch import Tensor
 
 from brevitas.errors import ConfigError
 from brevitas.function.adjoint import tag_scale_tangent
+from brevitas.memory import recomputing, tag_recipe
 
 __all__ = [
     "abs_binary_sign_grad",
@@ -296,6 +297,9 @@ def _sum_product_to(a: Tensor, b: Tensor, shape: torch.Size) -> Tensor:
     return _sum_to(a * b, shape)
 
 
+#: elements per chunk of :meth:`FakeQuantSteFn._backward_chunked` (its temporaries: three such chunks)
+_CHUNK = 1 << 16
+
 #: below this many elements, :class:`FakeQuantSteFn` precomputes in forward what backward needs (weights,
 #: small activations: per-operation overhead dominates); from it on it keeps a one-byte mask (activations)
 _SMALL_NUMEL = 1 << 15
@@ -369,6 +373,15 @@ class FakeQuantSteFn(torch.autograd.Function):
             # the scale (zero-point, bounds) needs x / s again in backward: keep x alone and recompute the range
             # mask there too, rather than also computing and keeping it here
             ctx.save_for_backward(None, x, scale, zero_point, qmin, qmax, None)
+            # inside brevitas.memory.recompute_quantized, backward works chunk by chunk (small temporaries)
+            ctx.chunked = (
+                recomputing()
+                and not (needs[2] or needs[3] or needs[4])
+                and scale.numel() == 1
+                and (zero_point is None or zero_point.numel() == 1)
+                and qmin.numel() == 1
+                and qmax.numel() == 1
+            )
             return _fake_quant_values(x, scale, zero_point, qmin, qmax)
         q = torch.div(x, scale)
         if zero_point is not None:
@@ -413,6 +426,9 @@ class FakeQuantSteFn(torch.autograd.Function):
         if ctx.small:
             if need_scale:
                 grad_scale = _sum_product_to(g, rest[0], scale.shape)
+        elif code is None and getattr(ctx, "chunked", False) and g.shape == x.shape:
+            grad_x, grad_scale = FakeQuantSteFn._backward_chunked(g, x, scale, zero_point, qmin, qmax, need_x)
+            return grad_x, grad_scale, None, None, None
         elif code is None:  # kept x only: recompute the rounding, the range mask and (if needed) the code
             d, inside, code = FakeQuantSteFn._recompute(x, scale, zero_point, qmin, qmax, need_qmin or need_qmax)
             inside = inside.to(g.dtype)
@@ -436,6 +452,24 @@ class FakeQuantSteFn(torch.autograd.Function):
         if need_qmax:
             grad_qmax = _sum_to(g * torch.clamp(code, min=0) * scale, qmax.shape)
         return grad_x, grad_scale, grad_zp, grad_qmin, grad_qmax
+
+    @staticmethod
+    def _backward_chunked(
+        g: Tensor, x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor, need_x: bool
+    ) -> tuple[Tensor | None, Tensor]:
+        """Gradients to ``x`` and to a per-tensor scale, recomputed :data:`_CHUNK` elements at a time."""
+        flat_x, flat_g = x.reshape(-1), g.reshape(-1)
+        grad_x = torch.empty_like(flat_g) if need_x else None
+        grad_scale = flat_g.new_zeros(())
+        for start in range(0, flat_x.numel(), _CHUNK):
+            end = start + _CHUNK
+            d, inside, _ = FakeQuantSteFn._recompute(flat_x[start:end], scale, zero_point, qmin, qmax, False)
+            g_part = flat_g[start:end]
+            grad_scale += torch.dot(g_part, d.to(g_part.dtype))
+            if grad_x is not None:
+                torch.mul(inside.to(g_part.dtype), g_part, out=grad_x[start:end])
+        grad_x = None if grad_x is None else grad_x.reshape(g.shape)
+        return grad_x, grad_scale.to(scale.dtype).reshape(scale.shape)
 
     @staticmethod
     def _recompute(
@@ -518,5 +552,8 @@ def fake_quant_ste(
     ):
         y = FakeQuantSteFn.apply(x, scale, zero_point, qmin, qmax)
         tag_scale_tangent(y, x, scale, zero_point, qmin, qmax)  # a shortcut for a convolution that follows
-        return y
-    return _fake_quant_values(x, scale, zero_point, qmin, qmax)  # nothing to differentiate: no autograd node
+    else:
+        y = _fake_quant_values(x, scale, zero_point, qmin, qmax)  # nothing to differentiate: no autograd node
+    if torch.is_grad_enabled():
+        tag_recipe(y, x, scale, zero_point, qmin, qmax)  # brevitas.memory.recompute_quantized
+    return y

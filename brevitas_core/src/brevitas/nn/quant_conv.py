@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from brevitas.function.adjoint import scale_tangent, with_input_scale_grad
+from brevitas.memory import copy_recipe
 from brevitas.nn.quant_layer import QuantWeightBiasInputOutputLayer
 from brevitas.quant.scaled_int import Int8WeightPerTensorFloat
 
@@ -70,9 +71,13 @@ class _QuantConvNd(QuantWeightBiasInputOutputLayer):
             return self._conv_forward(x, weight, bias)  # type: ignore[attr-defined]
         # x quantizes data with a learned scale: the scale's gradient needs no input gradient here
         # (brevitas.function.adjoint), which float training never computes either
-        out = self._conv_forward(x.detach(), weight, bias)  # type: ignore[attr-defined]
+        detached = x.detach()
+        copy_recipe(x, detached)  # brevitas.memory.recompute_quantized: the convolution keeps this alias
+        out = self._conv_forward(detached, weight, bias)  # type: ignore[attr-defined]
         frozen = weight.detach()
-        return with_input_scale_grad(out, tangent, lambda d: self._conv_forward(d, frozen, None), frozen)
+        batched = x.dim() == len(self.kernel_size) + 2
+        linear = lambda d: self._conv_forward(d, frozen, None)  # noqa: E731  # type: ignore[attr-defined]
+        return with_input_scale_grad(out, tangent, linear, frozen, batched=batched)
 
     @property
     def reduction_size(self) -> int:
