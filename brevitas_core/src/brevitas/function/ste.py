@@ -267,6 +267,15 @@ def _clamp(q: Tensor, qmin: Tensor, qmax: Tensor, *, inplace: bool) -> Tensor:
     One-sided clamps with tensor bounds are fast on every backend; in place
     when the bounds cannot grow ``q``'s shape.
     """
+    if (
+        q.device.type == "cpu"
+        and qmin.numel() == 1
+        and qmax.numel() == 1
+        and max(qmin.dim(), qmax.dim()) <= q.dim()
+        and not torch.compiler.is_compiling()
+    ):  # per-tensor bounds on the CPU: one pass with number bounds (reading them is no device sync there)
+        low, high = qmin.item(), qmax.item()
+        return q.clamp_(low, high) if inplace else torch.clamp(q, low, high)
     if inplace and _expands_into(q, qmin, qmax):
         return q.clamp_max_(qmax).clamp_min_(qmin)
     out = torch.clamp_max(q, qmax)
