@@ -71,13 +71,18 @@ def test_same_outputs_and_gradients(phase: str, device) -> None:
                     q.sub_(0.01 * q.grad)
 
 
-def test_quantized_outputs_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    torch.manual_seed(1)
+def _learned_net(seed: int, batch: int = 8) -> tuple[Net, torch.Tensor, torch.Tensor]:
+    """A Net past its statistics phase (learned scales), with a batch."""
+    torch.manual_seed(seed)
     model = Net(collect_stats_steps=2)
-    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
     for _ in range(3):
         model(x)
-    model.train()
+    return model.train(), x, y
+
+
+def test_quantized_outputs_are_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x, y = _learned_net(1)
     packed: list[tuple[int, ...]] = []
     real_pack = memory._pack
 
@@ -155,12 +160,7 @@ def test_inactive_outside_and_under_compile() -> None:
 
 
 def test_compiled_model_inside_the_context_matches_eager() -> None:
-    torch.manual_seed(4)
-    model = Net(collect_stats_steps=2)
-    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
-    for _ in range(3):
-        model(x)
-    model.train()
+    model, x, y = _learned_net(4)
     twin = copy.deepcopy(model)
     compiled = torch.compile(twin, backend="aot_eager")
     out, grads = _step(compiled, x, y, recompute=True)
