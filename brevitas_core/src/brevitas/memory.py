@@ -44,6 +44,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from brevitas._tracing import tracing
+
 __all__ = ["copy_recipe", "recompute_quantized", "recomputing", "tag_recipe"]
 
 _ATTR = "_brevitas_recipe"
@@ -71,7 +73,7 @@ def recomputing() -> bool:
     """
     if not getattr(_state, "depth", 0):
         return False
-    return not (torch.compiler.is_compiling() or torch.jit.is_tracing())
+    return not tracing()
 
 
 def tag_recipe(y: Tensor, x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor) -> None:

@@ -50,6 +50,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from brevitas._tracing import tracing
 from brevitas.memory import recomputing
 
 __all__ = ["ScaleTangent", "scale_derivative", "scale_tangent", "tag_scale_tangent", "with_input_scale_grad"]
@@ -68,15 +69,6 @@ class ScaleTangent(NamedTuple):
     version: int
 
 
-def _tracing() -> bool:
-    """Compiling or tracing: the tag's in-place check (the version counter) is eager-only."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return True
-    from torch.fx._symbolic_trace import is_fx_symbolic_tracing
-
-    return is_fx_symbolic_tracing()
-
-
 def tag_scale_tangent(
     y: Tensor, x: Tensor, scale: Tensor, zero_point: Tensor | None, qmin: Tensor, qmax: Tensor
 ) -> None:
@@ -93,7 +85,7 @@ def tag_scale_tangent(
         or (zero_point is not None and zero_point.requires_grad)
         or qmin.requires_grad
         or qmax.requires_grad
-        or _tracing()
+        or tracing()
     ):
         return
     setattr(y, _ATTR, ScaleTangent(x, scale, zero_point, qmin, qmax, y._version))
@@ -105,7 +97,7 @@ def scale_tangent(t: Any) -> ScaleTangent | None:
     It holds while gradients are being recorded and ``t`` was not modified in
     place since it was tagged.
     """
-    if _tracing():  # a compiled layer fed by an eager quantizer: ordinary autograd inside the compiled code
+    if tracing():  # a compiled layer fed by an eager quantizer: ordinary autograd inside the compiled code
         return None
     tangent = getattr(t, _ATTR, None)
     if tangent is None or not torch.is_grad_enabled() or t._version != tangent.version:

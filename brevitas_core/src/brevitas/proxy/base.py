@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from brevitas import config
+from brevitas._tracing import tracing
 from brevitas.errors import BrevitasError, ConfigError, InjectionError, add_context
 from brevitas.quant_tensor import QuantTensor
 
@@ -455,7 +456,7 @@ class QuantProxy(nn.Module):
         is returned, so the outer tracer sees through it.
         """
         tensor_quant = self.tensor_quant
-        if tensor_quant is None or not config.jit_enabled() or _tracing():
+        if tensor_quant is None or not config.jit_enabled() or tracing():
             return tensor_quant
         cached = self.__dict__.get("_jit_tensor_quant")
         if cached is None or cached[0] is not tensor_quant:
@@ -471,15 +472,6 @@ class QuantProxy(nn.Module):
         parts = [f"quant={name}"]
         parts += [f"{k}={v!r}" for k, v in ref.overrides.items()]
         return ", ".join(parts)
-
-
-def _tracing() -> bool:
-    """Whether a compiler or tracer is running (``torch.compile``/``export``, ``jit.trace``, ``fx``)."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return True
-    from torch.fx._symbolic_trace import is_fx_symbolic_tracing
-
-    return is_fx_symbolic_tracing()
 
 
 def _check_quantizer(quant: Any, proxy_name: str, layer: nn.Module | None) -> None:
