@@ -97,12 +97,12 @@ def scale_tangent(t: Any) -> ScaleTangent | None:
     It holds while gradients are being recorded and ``t`` was not modified in
     place since it was tagged.
     """
+    tangent = getattr(t, _ATTR, None)  # checked first: every convolution call asks, few inputs are tagged
+    if tangent is None or not torch.is_grad_enabled():
+        return None
     if tracing():  # a compiled layer fed by an eager quantizer: ordinary autograd inside the compiled code
         return None
-    tangent = getattr(t, _ATTR, None)
-    if tangent is None or not torch.is_grad_enabled() or t._version != tangent.version:
-        return None
-    return tangent
+    return tangent if t._version == tangent.version else None
 
 
 def scale_derivative(
